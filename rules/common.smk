@@ -1,0 +1,55 @@
+# Helpers shared by the rules. Every value a step uses goes into its rule's `params:` (Snakemake
+# records params, not config), so changing a value reruns exactly the steps that use it.
+import hashlib
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+LIBRARY = Path(workflow.basedir) / "scripts" / "labbook"
+DATA_DIR = f"results/data/{config['dataset']['name']}"
+RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description")  # not training options
+
+# Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
+# notebook kept under logs/ (also on failure), papermill's and the step's output in the .log.
+# PYTHONPATH is set here because Snakemake strips it from conda jobs.
+def notebook_command(extra=""):
+    return (
+        f"PYTHONPATH={LIBRARY.parent} python -m labbook.runner {{input.notebook}} {{log.notebook}}"
+        f" --params {{params.notebook:q}} --threads {{threads}} {extra} > {{log.stdout}} 2>&1"
+    )
+
+
+def code_hash(*modules):
+    """Hash of the library modules a step runs: editing one reruns the steps that use it."""
+    digest = hashlib.sha256()
+    for module in ("__init__", "runner", "provenance", *modules):
+        digest.update((LIBRARY / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_seeds():
+    """[(run, seed)] for every training job, in config order."""
+    return [(run, seed) for run, spec in config["runs"].items() for seed in spec.get("seeds", [0])]
+
+
+def train_options(run):
+    """The run's training options: the `train:` defaults with the run's own values on top."""
+    spec = {k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}
+    return {**config["train"], **spec}
+
+
+def run_dir(run, seed):
+    return f"results/runs/{run}/seed{seed}"
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+wildcard_constraints:
+    run="|".join(config["runs"]),
+    seed=r"\d+",

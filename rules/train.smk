@@ -1,0 +1,34 @@
+rule train:
+    input:
+        notebook="notebooks/train.ipynb",
+        manifest=rules.prepare_data.output.manifest,
+        train=rules.prepare_data.output.train,
+        test=rules.prepare_data.output.test,
+    output:
+        model="results/runs/{run}/seed{seed}/model.pt",
+        metrics="results/runs/{run}/seed{seed}/metrics.json",
+        predictions="results/runs/{run}/seed{seed}/predictions.npz",
+        provenance="results/runs/{run}/seed{seed}/provenance.json",
+    log:
+        notebook="logs/train/{run}/seed{seed}.ipynb",
+        stdout="logs/train/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{run}/seed{seed}.tsv"
+    params:
+        notebook=lambda wc, input, output: as_json(
+            {
+                "data_dir": str(Path(input.manifest).parent),
+                "out_dir": str(Path(output.metrics).parent),
+                "run": wc.run,
+                "seed": int(wc.seed),
+                "options": train_options(wc.run),
+            }
+        ),
+        code=code_hash("train", "models", "cache", "plots"),
+    threads: 4
+    resources:
+        gpu=1,
+    conda:
+        "../envs/train.yaml"
+    shell:
+        notebook_command()
