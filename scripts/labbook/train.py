@@ -77,8 +77,12 @@ class TrainOptions:
         return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
 
     def fingerprint(self, seed: int, data_hash: str) -> str:
-        """Identifies what a checkpoint was trained with; resume only into the same."""
-        text = json.dumps([dataclasses.asdict(self), seed, data_hash], sort_keys=True)
+        """Identifies what a checkpoint was trained with (options, seed, data and the training
+        code itself); a checkpoint is resumed only into the same."""
+        code = hashlib.sha256()
+        for module in ("train.py", "models.py"):
+            code.update((Path(__file__).parent / module).read_bytes())
+        text = json.dumps([dataclasses.asdict(self), seed, data_hash, code.hexdigest()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 

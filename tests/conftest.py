@@ -1,0 +1,47 @@
+"""Shared fixtures: a small demo dataset, and throwaway copies of the workflow to run."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# What a copy of the workflow needs; results/, logs/ and .snakemake/ stay behind.
+WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "envs", "notebooks", "schemas", "scripts", "profiles")
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """A small demo cache (300 train, 100 test images), built once per test session."""
+    from labbook import prepare
+
+    out = tmp_path_factory.mktemp("demo-data")
+    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 300, "test_size": 100}, out)
+    return out
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
