@@ -4,7 +4,6 @@
 #   snakemake --profile profiles/slurm   submit it to a Slurm cluster
 from snakemake.utils import min_version
 
-
 min_version("9.0")
 
 
@@ -22,3 +21,7 @@ rule all:
     default_target: True
     input:
         "results/report.html",
+
+
+onsuccess:
+    print(f"\nThe report: {Path('results/report.html').resolve()}")

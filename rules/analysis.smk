@@ -12,6 +12,9 @@ rule analyze:
         stdout="logs/analyze/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/analyze/{run}/seed{seed}.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    threads: 1
     params:
         notebook=lambda wc, input, output: as_json(
             {
@@ -24,8 +27,5 @@ rule analyze:
             }
         ),
         code=code_hash("metrics", "plots", "cache", "report"),
-    threads: 1
-    conda:
-        "../envs/analysis.yaml"
     shell:
         notebook_command()

@@ -6,12 +6,17 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, "../schemas/config.schema.yaml")
 
 LIBRARY = Path(workflow.basedir) / "scripts" / "labbook"
 DATA_DIR = f"results/data/{config['dataset']['name']}"
-RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description")  # not training options
+RUN_KEYS = (
+    "seeds",
+    "target_accuracy",
+    "hypothesis",
+    "description",
+)  # not training options
+
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
 # notebook kept under logs/ (also on failure), papermill's and the step's output in the .log.
@@ -33,7 +38,11 @@ def code_hash(*modules):
 
 def run_seeds():
     """[(run, seed)] for every training job, in config order."""
-    return [(run, seed) for run, spec in config["runs"].items() for seed in spec.get("seeds", [0])]
+    return [
+        (run, seed)
+        for run, spec in config["runs"].items()
+        for seed in spec.get("seeds", [0])
+    ]
 
 
 def train_options(run):

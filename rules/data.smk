@@ -10,13 +10,16 @@ rule prepare_data:
         stdout="logs/prepare_data/prepare_data.log",
     benchmark:
         "benchmarks/prepare_data.tsv"
-    params:
-        notebook=lambda wc, output: as_json(
-            {"dataset": config["dataset"], "out_dir": str(Path(output.manifest).parent)}
-        ),
-        code=code_hash("prepare", "cache", "demo", "plots"),
-    threads: 4
     conda:
         "../envs/data.yaml"
+    threads: 4
+    params:
+        notebook=lambda wc, output: as_json(
+            {
+                "dataset": config["dataset"],
+                "out_dir": str(Path(output.manifest).parent),
+            }
+        ),
+        code=code_hash("prepare", "cache", "demo", "plots"),
     shell:
         notebook_command()

@@ -20,7 +20,10 @@ def step_notebooks():
     """Executed notebooks of every step, relative to results/ where the report lives."""
     paths = ["../logs/prepare_data/prepare_data.ipynb"]
     for run, seed in run_seeds():
-        paths += [f"../logs/train/{run}/seed{seed}.ipynb", f"../logs/analyze/{run}/seed{seed}.ipynb"]
+        paths += [
+            f"../logs/train/{run}/seed{seed}.ipynb",
+            f"../logs/analyze/{run}/seed{seed}.ipynb",
+        ]
     return paths
 
 
@@ -30,7 +33,9 @@ rule report:
         manifest=rules.prepare_data.output.manifest,
         train=rules.prepare_data.output.train,
         metrics=[f"{run_dir(r, s)}/metrics.json" for r, s in run_seeds()],
-        evaluations=[f"{run_dir(r, s)}/analysis/evaluation.json" for r, s in run_seeds()],
+        evaluations=[
+            f"{run_dir(r, s)}/analysis/evaluation.json" for r, s in run_seeds()
+        ],
     output:
         notebook="results/report.ipynb",
         html="results/report.html",
@@ -39,6 +44,9 @@ rule report:
         stdout="logs/report/report.log",
     benchmark:
         "benchmarks/report.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
     params:
         notebook=lambda wc, input: as_json(
             {
@@ -52,8 +60,6 @@ rule report:
             }
         ),
         code=code_hash("report", "plots", "cache"),
-    threads: 1
-    conda:
-        "../envs/report.yaml"
     shell:
-        notebook_command("--html {output.html}") + " && cp {log.notebook} {output.notebook}"
+        notebook_command("--html {output.html}")
+        + " && cp {log.notebook} {output.notebook}"

@@ -14,6 +14,11 @@ rule train:
         stdout="logs/train/{run}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{run}/seed{seed}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 4
+    resources:
+        gpu=1,
     params:
         notebook=lambda wc, input, output: as_json(
             {
@@ -25,10 +30,5 @@ rule train:
             }
         ),
         code=code_hash("train", "models", "cache", "plots"),
-    threads: 4
-    resources:
-        gpu=1,
-    conda:
-        "../envs/train.yaml"
     shell:
         notebook_command()
