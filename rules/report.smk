@@ -1,32 +1,3 @@
-def report_runs():
-    """What the report needs to know of each training job: where its files are, its target."""
-    runs = []
-    for run, seed in run_seeds():
-        spec = config["runs"][run]
-        runs.append(
-            {
-                "name": run,
-                "seed": seed,
-                "train_dir": run_dir(run, seed),
-                "analysis_dir": f"{run_dir(run, seed)}/analysis",
-                "target_accuracy": spec.get("target_accuracy"),
-                "hypothesis": spec.get("hypothesis", ""),
-            }
-        )
-    return runs
-
-
-def step_notebooks():
-    """Executed notebooks of every step, relative to results/ where the report lives."""
-    paths = ["../logs/prepare_data/prepare_data.ipynb"]
-    for run, seed in run_seeds():
-        paths += [
-            f"../logs/train/{run}/seed{seed}.ipynb",
-            f"../logs/analyze/{run}/seed{seed}.ipynb",
-        ]
-    return paths
-
-
 rule report:
     input:
         notebook="notebooks/report.ipynb",
