@@ -1,6 +1,7 @@
-"""Evaluation of saved predictions. numpy only: the analysis step needs no torch."""
+"""Evaluation of saved predictions. numpy and scikit-learn only: the analysis step needs no torch."""
 
 import numpy as np
+from sklearn import metrics as skm
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -20,38 +21,124 @@ def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted classes."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
+    """Counts; rows are true classes, columns predicted classes. Every class gets a row even
+    when the test split lacks it, so matrices of different runs line up."""
+    return skm.confusion_matrix(labels, predicted, labels=np.arange(num_classes))
 
 
-def per_class(matrix: np.ndarray) -> dict:
-    """Precision, recall, F1 and support per class from a confusion matrix (0 where undefined)."""
-    tp = np.diag(matrix).astype(float)
-    predicted = matrix.sum(0)
-    actual = matrix.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+def row_normalized(matrix) -> np.ndarray:
+    """Each row divided by its count: the fraction of a true class predicted as each class."""
+    matrix = np.asarray(matrix, dtype=float)
+    rows = matrix.sum(1, keepdims=True)
+    return np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
 
 
-def evaluate(logits: np.ndarray, labels: np.ndarray, classes, top_k: int = 3) -> dict:
-    """Every number the analysis step reports, JSON-ready."""
-    predicted = logits.argmax(1)
-    matrix = confusion_matrix(labels, predicted, len(classes))
-    stats = per_class(matrix)
+def per_class(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> dict:
+    """Precision, recall, F1 and support per class (0 where undefined, e.g. never predicted)."""
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        labels, predicted, labels=np.arange(num_classes), zero_division=0
+    )
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def roc_one_vs_rest(probabilities: np.ndarray, labels: np.ndarray) -> list:
+    """Per class: ROC curve of "this class" against all others, and its AUC.
+    AUC is None for a class absent from the labels (no positives: the curve is undefined)."""
+    curves = []
+    for c in range(probabilities.shape[1]):
+        positives = labels == c
+        if positives.all() or not positives.any():
+            curves.append({"fpr": [], "tpr": [], "auc": None})
+            continue
+        fpr, tpr, _ = skm.roc_curve(positives, probabilities[:, c])
+        curves.append({"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(skm.auc(fpr, tpr))})
+    return curves
+
+
+def calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> dict:
+    """Reliability of the top-class confidence in equal-width bins, and the expected calibration
+    error: the bin-size-weighted mean gap between confidence and accuracy."""
+    confidence = probabilities.max(1)
+    correct = probabilities.argmax(1) == labels
+    edges = np.linspace(0, 1, bins + 1)
+    # bin i holds confidences in (edges[i], edges[i+1]]; a confidence of exactly 0 goes to bin 0
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    mean_confidence = np.bincount(which, weights=confidence, minlength=bins)
+    mean_accuracy = np.bincount(which, weights=correct.astype(float), minlength=bins)
+    filled = counts > 0
+    mean_confidence[filled] /= counts[filled]
+    mean_accuracy[filled] /= counts[filled]
+    ece = float(np.sum(counts / len(labels) * np.abs(mean_accuracy - mean_confidence)))
+    return {
+        "bins": bins,
+        "edges": edges.tolist(),
+        "count": counts.tolist(),
+        # None for empty bins: there is nothing to plot there
+        "confidence": [float(v) if n else None for v, n in zip(mean_confidence, counts, strict=True)],
+        "accuracy": [float(v) if n else None for v, n in zip(mean_accuracy, counts, strict=True)],
+        "ece": ece,
+    }
+
+
+def confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, count: int) -> list:
+    """The `count` wrong predictions made with the highest confidence, most confident first."""
+    predicted = probabilities.argmax(1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = probabilities[wrong, predicted[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:count]
+    return [
+        {
+            "index": int(i),
+            "true": int(labels[i]),
+            "predicted": int(predicted[i]),
+            "confidence": float(probabilities[i, predicted[i]]),
+        }
+        for i in order
+    ]
+
+
+def evaluate(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    classes,
+    top_k: int = 3,
+    calibration_bins: int = 15,
+    mistakes: int = 16,
+) -> dict:
+    """Every number the analysis step reports, JSON-ready (evaluation.json)."""
+    num_classes = len(classes)
+    probabilities = softmax(logits.astype(np.float64))
+    predicted = probabilities.argmax(1)
+    matrix = confusion_matrix(labels, predicted, num_classes)
+    stats = per_class(labels, predicted, num_classes)
+    roc = roc_one_vs_rest(probabilities, labels)
+    aucs = [curve["auc"] for curve in roc if curve["auc"] is not None]
+    reliability = calibration(probabilities, labels, calibration_bins)
     return {
         "accuracy": accuracy(logits, labels),
+        "top_k": top_k,
         f"top{top_k}_accuracy": topk_accuracy(logits, labels, top_k),
+        "macro_precision": float(stats["precision"].mean()),
+        "macro_recall": float(stats["recall"].mean()),
         "macro_f1": float(stats["f1"].mean()),
+        "macro_auc": float(np.mean(aucs)) if aucs else None,
+        "ece": reliability["ece"],
         "per_class": {
-            c: {key: float(stats[key][i]) for key in ("precision", "recall", "f1", "support")}
+            c: {
+                "precision": float(stats["precision"][i]),
+                "recall": float(stats["recall"][i]),
+                "f1": float(stats["f1"][i]),
+                "support": int(stats["support"][i]),
+                "auc": roc[i]["auc"],
+            }
             for i, c in enumerate(classes)
         },
         "confusion_matrix": matrix.tolist(),
+        "confusion_matrix_normalized": row_normalized(matrix).round(4).tolist(),
+        "roc": {c: roc[i] for i, c in enumerate(classes)},
+        "calibration": reliability,
+        "confident_mistakes": confident_mistakes(probabilities, labels, mistakes),
         "test_images": int(len(labels)),
     }
 
@@ -65,4 +152,3 @@ def nearest_centroid_logits(train_images, train_labels, test_images) -> np.ndarr
     # ‖a−b‖² = ‖a‖² − 2a·b + ‖b‖², without a test×class×pixel array
     distances = (flat_test**2).sum(1)[:, None] - 2 * flat_test @ centroids.T + (centroids**2).sum(1)
     return -distances
-

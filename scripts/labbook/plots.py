@@ -78,6 +78,83 @@ def confusion(matrix, classes, title: str = ""):
     return fig
 
 
+def roc_curves(roc: dict, title: str = ""):
+    """roc: {class: {fpr, tpr, auc}} (metrics.roc_one_vs_rest by class name), one line each."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    colours = plt.get_cmap("tab10" if len(roc) <= 10 else "tab20")
+    for i, (name, curve) in enumerate(roc.items()):
+        if curve["auc"] is None:
+            continue  # class absent from the test split: no curve
+        ax.plot(curve["fpr"], curve["tpr"], color=colours(i % colours.N), lw=1.2,
+                label=f"{name} ({curve['auc']:.3f})")  # fmt: skip
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1, label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01),
+           title=title or "ROC, one class vs rest (AUC)")  # fmt: skip
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def reliability(calibration: dict, title: str = ""):
+    """Accuracy against confidence per bin (metrics.calibration); the diagonal is perfect
+    calibration. Bars below it: overconfident. The lower panel shows how many predictions
+    fell in each bin, since a gap in a nearly empty bin means little."""
+    edges = np.asarray(calibration["edges"])
+    width = np.diff(edges)
+    accuracy = [a if a is not None else 0 for a in calibration["accuracy"]]
+    fig, (ax, count_ax) = plt.subplots(
+        2, 1, figsize=(4.5, 5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.bar(edges[:-1], accuracy, width, align="edge", edgecolor="black", color="#4c72b0",
+           label="accuracy")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+           title=title or f"reliability (ECE {calibration['ece']:.3f})")  # fmt: skip
+    ax.legend(fontsize=7, loc="upper left")
+    count_ax.bar(edges[:-1], calibration["count"], width, align="edge", color="grey")
+    count_ax.set(xlabel="confidence of the predicted class", ylabel="predictions")
+    fig.tight_layout()
+    return fig
+
+
+def mistakes_grid(images, mistakes: list, classes, columns: int = 8):
+    """The most confident mistakes (metrics.confident_mistakes), each titled true → predicted."""
+    if not mistakes:
+        fig, ax = plt.subplots(figsize=(4, 0.6))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no mistakes", ha="center", va="center")
+        return fig
+    rows = -(-len(mistakes) // columns)
+    columns = min(columns, len(mistakes))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.25, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, mistake in zip(axes.flat, mistakes, strict=False):
+        ax.imshow(images[mistake["index"]])
+        ax.set_title(
+            f"{classes[mistake['true']]}\n→ {classes[mistake['predicted']]} {mistake['confidence']:.0%}",
+            fontsize=7,
+            pad=2,
+        )
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def accuracy_by_run(summary: dict):
+    """summary: {run: [test accuracy of each seed]}; bar = mean, dots = seeds."""
+    names = list(summary)
+    means = [np.mean(summary[name]) for name in names]
+    fig, ax = plt.subplots(figsize=(max(4, len(names) * 1.1), 3))
+    ax.bar(range(len(names)), means, color="#4c72b0", width=0.6)
+    for i, name in enumerate(names):
+        ax.plot([i] * len(summary[name]), summary[name], "o", color="black", ms=4)
+        ax.text(i, means[i] + 0.02, f"{means[i]:.1%}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names)
+    ax.set(ylabel="test accuracy", ylim=(0, 1.1), title="test accuracy (bar: mean; dots: seeds)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
