@@ -15,11 +15,11 @@ WORKFLOW_FILES = ("Snakefile", "config.yaml", "rules", "envs", "notebooks", "sch
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
-    """A small demo cache (300 train, 100 test images), built once per test session."""
+    """A small demo cache (1000 train, 200 test images), built once per test session."""
     from labbook import prepare
 
     out = tmp_path_factory.mktemp("demo-data")
-    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 300, "test_size": 100}, out)
+    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 1000, "test_size": 200}, out)
     return out
 
 

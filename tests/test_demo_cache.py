@@ -1,0 +1,51 @@
+"""The offline demo dataset and the cache format steps hand each other."""
+
+import json
+
+import numpy as np
+import pytest
+
+from labbook import cache, demo
+
+
+def test_demo_is_deterministic_balanced_and_varied():
+    images, labels = demo.make_images(200, seed=5)
+    again, again_labels = demo.make_images(200, seed=5)
+    assert images.dtype == np.uint8 and images.shape == (200, 32, 32, 3)
+    assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
+    assert np.bincount(labels).tolist() == [20] * 10
+    assert not np.array_equal(images, demo.make_images(200, seed=6)[0])
+    assert len({img.tobytes() for img in images}) == 200, "no two images alike"
+
+
+def test_demo_splits_differ():
+    splits = demo.make_dataset(50, 50, seed=0)
+    assert not np.array_equal(splits["train"][0], splits["test"][0])
+
+
+def test_cache_round_trip_and_manifest_statistics(tmp_path):
+    rng = np.random.default_rng(0)
+    splits = {
+        "train": (rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), np.arange(40) % 2),
+        "test": (rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), np.arange(10) % 2),
+    }
+    manifest = cache.build_manifest("toy", ["a", "b"], splits, source_hash="abc")
+    cache.write_dataset(tmp_path, manifest, splits)
+    images, labels = cache.load_split(tmp_path, "train")
+    assert np.array_equal(images, splits["train"][0]) and labels.dtype == np.int64
+    stored = json.loads((tmp_path / "manifest.json").read_text())
+    assert stored["counts"] == {"train": {"a": 20, "b": 20}, "test": {"a": 5, "b": 5}}
+    assert stored["image_shape"] == [8, 8, 3]
+    pixels = splits["train"][0].reshape(-1, 3) / 255
+    assert stored["mean"] == pytest.approx(pixels.mean(0), abs=1e-6)
+    assert stored["std"] == pytest.approx(pixels.std(0), abs=1e-5)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary files left behind"
+
+
+def test_cache_rejects_what_is_not_uint8_rgb(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        cache.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.float32), [0, 1])
+    with pytest.raises(ValueError, match="2 images but 3 labels"):
+        cache.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.uint8), [0, 1, 2])
+    with pytest.raises(FileNotFoundError, match="prepare_data"):
+        cache.read_manifest(tmp_path)

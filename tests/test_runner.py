@@ -1,0 +1,75 @@
+"""The notebook runner every rule uses: parameter checks, kept notebooks, offline HTML."""
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from labbook import runner
+
+
+def make_notebook(path, *cells, parameters='size = 3\nname = "x"\nscale = 1.0\nextra = None'):
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    book = new_notebook(cells=[params, *cells])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(book, path)
+    return path
+
+
+def test_unknown_parameter_is_an_error_before_anything_runs(tmp_path):
+    notebook = make_notebook(tmp_path / "step.ipynb")
+    with pytest.raises(runner.ParameterError, match=r"\['sise'\]"):
+        runner.execute(notebook, tmp_path / "out.ipynb", {"sise": 4})
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    "params, ok",
+    [
+        ({"size": 4, "scale": 2}, True),  # an int where the default is a float is fine
+        ({"extra": [1, 2]}, True),  # a None default takes anything
+        ({"size": "4"}, False),
+        ({"size": True}, False),
+        ({"name": 3}, False),
+    ],
+)
+def test_parameter_types_follow_the_defaults(tmp_path, params, ok):
+    notebook = make_notebook(tmp_path / "step.ipynb")
+    if ok:
+        runner.check_parameters(notebook, params)
+    else:
+        with pytest.raises(runner.ParameterError, match=repr(next(iter(params)))):
+            runner.check_parameters(notebook, params)
+
+
+def test_a_failing_step_keeps_its_executed_notebook_and_names_it(tmp_path, capsys):
+    notebook = make_notebook(tmp_path / "step.ipynb", new_code_cell("print('before')\n1 / (size - 3)"))
+    executed = tmp_path / "logs" / "step.ipynb"
+    assert runner.main([str(notebook), str(executed), "--params", '{"size": 3}']) == 1
+    error = capsys.readouterr().err
+    assert "ZeroDivisionError" in error and str(executed) in error
+    outputs = [o for cell in nbformat.read(executed, 4).cells for o in cell.get("outputs", [])]
+    assert any(o.get("ename") == "ZeroDivisionError" for o in outputs)
+    assert any("before" in o.get("text", "") for o in outputs)
+
+
+def test_threads_reach_only_notebooks_that_take_them(tmp_path):
+    with_threads = make_notebook(tmp_path / "a.ipynb", new_code_cell("assert threads == 5"), parameters="threads = 1")
+    assert runner.main([str(with_threads), str(tmp_path / "a-out.ipynb"), "--threads", "5"]) == 0
+    without = make_notebook(tmp_path / "b.ipynb", new_code_cell("assert 'threads' not in globals()"))
+    assert runner.main([str(without), str(tmp_path / "b-out.ipynb"), "--threads", "5"]) == 0
+
+
+def test_html_hides_code_and_loads_nothing_from_the_network(tmp_path):
+    plot = new_code_cell(
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "from IPython.display import Markdown, display\n"
+        "display(Markdown('## Results'))\nplt.plot([1, 2]); plt.show()"
+    )
+    notebook = make_notebook(tmp_path / "r.ipynb", new_markdown_cell("# Title"), plot, parameters="x = 1")
+    html = tmp_path / "r.html"
+    assert runner.main([str(notebook), str(tmp_path / "r-out.ipynb"), "--html", str(html)]) == 0
+    page = html.read_text()
+    assert "<h2" in page and "data:image/png;base64" in page
+    assert "matplotlib.use" not in page, "code cells are hidden"
+    assert "<script src=" not in page, "no script is loaded from anywhere"
