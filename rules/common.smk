@@ -28,6 +28,13 @@ def notebook_command(extra=""):
     )
 
 
+# Runs a command on a GPU of its own (labbook/gpus.py): Snakemake's `--resources gpu=N` only
+# counts GPUs, this picks which one, through CUDA_VISIBLE_DEVICES. `env` carries the command's
+# own VAR=value prefix (PYTHONPATH) through the wrapper, which sets PYTHONPATH for itself too.
+def on_own_gpu(command):
+    return f"PYTHONPATH={LIBRARY.parent} python -m labbook.gpus -- env {command}"
+
+
 def code_hash(*modules):
     """Hash of the library modules a step runs: editing one reruns the steps that use it."""
     digest = hashlib.sha256()

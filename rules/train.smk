@@ -31,4 +31,4 @@ rule train:
         ),
         code=code_hash("train", "models", "cache", "plots"),
     shell:
-        notebook_command()
+        on_own_gpu(notebook_command())
