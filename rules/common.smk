@@ -1,5 +1,7 @@
 # Helpers shared by the rules. Every value a step uses goes into its rule's `params:` (Snakemake
 # records params, not config), so changing a value reruns exactly the steps that use it.
+# A params function may take `wildcards` only: Snakemake does not record the value of one that
+# takes input, output, threads or resources ("derived"), so a change there would rerun nothing.
 import hashlib
 import json
 from pathlib import Path

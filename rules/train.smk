@@ -20,10 +20,10 @@ rule train:
     resources:
         gpu=1,
     params:
-        notebook=lambda wc, input, output: as_json(
+        notebook=lambda wc: as_json(
             {
-                "data_dir": str(Path(input.manifest).parent),
-                "out_dir": str(Path(output.metrics).parent),
+                "data_dir": DATA_DIR,
+                "out_dir": run_dir(wc.run, wc.seed),
                 "run": wc.run,
                 "seed": int(wc.seed),
                 "options": train_options(wc.run),
