@@ -1,0 +1,309 @@
+"""The per-step conda envs (envs/*.yaml) are complete and agree with the pinned requirements.
+
+Conda channels are unreachable from CI, so no conda solve runs here. Instead:
+- static checks: every rule names an env file; channels and pins are explicit; every module a
+  step's notebook and library code import is declared in that step's env (conda, PyPI and import
+  names mapped); versions equal the pins in requirements.txt / constraints.txt;
+- an isolation run: a venv per env file, holding only the env's packages (PyPI names, same
+  versions, their dependencies pinned by constraints.txt), each step of the tiny workflow run with
+  that venv's python. A package missing from an env file fails the step. It is not a conda solve:
+  conda-forge builds, and conda's own dependency choices, are checked only by the manual step in
+  the README (`snakemake --use-conda --conda-create-envs-only`).
+"""
+
+import ast
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, SNAKEMAKE, copy_workflow
+
+LIBRARY = REPO / "scripts" / "labbook"
+ENVS = sorted((REPO / "envs").glob("*.yaml"))
+
+# conda-forge package names where PyPI's differ; the rest are the same on both.
+CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "nbconvert-core": "nbconvert"}
+# Modules a declared package brings along by design (its own dependency), not to be declared twice.
+COMES_WITH = {"IPython": "ipykernel", "nbformat": "papermill"}
+# Imports inside these functions are needed only by the steps listed, which call them.
+CALLED_ONLY_BY = {
+    ("labbook.provenance", "torch_environment"): {"train"},  # provenance.collect(with_torch=True)
+    ("labbook.runner", "to_html"): {"report"},  # runner --html
+}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# ------------------------------------------------------------------ what the files declare
+def rule_blocks() -> dict:
+    """{rule name: its text} for every rule in rules/*.smk."""
+    blocks = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        parts = re.split(r"^rule (\w+):\n", smk.read_text(), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            blocks[name] = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]  # up to the next top-level line
+    return blocks
+
+
+def rule_env(body: str) -> Path:
+    found = re.search(r"^    conda:\n\s+\"([^\"]+)\"", body, flags=re.M)
+    assert found, "no conda: directive"
+    return (REPO / "rules" / found.group(1)).resolve()
+
+
+def rule_notebook(body: str) -> Path:
+    return REPO / re.search(r"notebook=\"(notebooks/[^\"]+\.ipynb)\"", body).group(1)
+
+
+def env_dependencies(env_file: Path) -> dict:
+    """{conda name: version} from an env file (pins only; the pin check rejects the rest)."""
+    spec = yaml.safe_load(env_file.read_text())
+    pins = {}
+    for dependency in spec["dependencies"]:
+        name, _, version = str(dependency).partition("=")
+        pins[name] = version.lstrip("=")
+    return pins
+
+
+def pinned_requirements() -> dict:
+    """{canonical PyPI name: version} from constraints.txt, then requirements.txt on top."""
+    pins = {}
+    for source in ("constraints.txt", "requirements.txt"):
+        for line in (REPO / source).read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if "==" in line:
+                name, version = line.split("==")
+                pins[canonical(name)] = version.strip()
+    return pins
+
+
+# ------------------------------------------------------------------ what the code imports
+def notebook_tree(notebook: Path) -> ast.Module:
+    cells = json.loads(notebook.read_text())["cells"]
+    code = [
+        "\n".join(
+            line for line in "".join(c["source"]).splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
+        for c in cells
+        if c["cell_type"] == "code"
+    ]
+    return ast.parse("\n".join(code))
+
+
+def optional(node, parents) -> bool:
+    """An import inside `try: ... except ImportError` has a fallback: the env may lack it."""
+    for parent in parents.get(node, ()):
+        if isinstance(parent, ast.Try) and any(
+            isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+            for h in parent.handlers
+        ):
+            return True
+    return False
+
+
+def imports_of(tree: ast.Module, module: str, step: str) -> set:
+    """Dotted names imported by a module (absolute; `from . import x` made labbook.x)."""
+    parents = {}  # node -> its enclosing nodes, outermost first
+    skipped_functions = {f for (m, f), steps in CALLED_ONLY_BY.items() if m == module and step not in steps}
+
+    def visit(node, chain):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef) and child.name in skipped_functions:
+                continue
+            parents[child] = chain
+            visit(child, (*chain, child))
+
+    visit(tree, ())
+    names = set()
+    for node in parents:
+        if optional(node, parents):
+            continue
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: inside the labbook package
+                base = "labbook" + (f".{base}" if base else "")
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def step_imports(step: str, notebook: Path, shell: str) -> set:
+    """Top-level modules outside labbook that a step needs: its notebook, the runner, and every
+    labbook module they reach."""
+    roots = [("notebook", notebook_tree(notebook)), ("labbook.runner", None)]
+    if "on_own_gpu" in shell:
+        roots.append(("labbook.gpus", None))
+    seen, needed = set(), set()
+    while roots:
+        module, tree = roots.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        if tree is None:
+            tree = ast.parse((LIBRARY / f"{module.split('.')[1]}.py").read_text())
+        for name in imports_of(tree, module, step):
+            top = name.split(".")[0]
+            if top == "labbook":
+                part = name.split(".")[1:2]
+                if part and (LIBRARY / f"{part[0]}.py").exists():
+                    roots.append((f"labbook.{part[0]}", None))
+                continue
+            if top in sys.stdlib_module_names or top == "__future__":
+                continue
+            needed.add("torch.utils.tensorboard" if name.startswith("torch.utils.tensorboard") else top)
+    return needed
+
+
+# ------------------------------------------------------------------ static checks
+STEPS = rule_blocks()
+
+
+def test_every_rule_runs_in_an_existing_env_file():
+    assert STEPS, "no rules found in rules/*.smk"
+    for name, body in STEPS.items():
+        env = rule_env(body)
+        assert env.is_file(), f"rule {name}: conda env {env} does not exist"
+        assert env.parent == REPO / "envs"
+    assert {rule_env(body) for body in STEPS.values()} == set(ENVS), "an env file no rule uses"
+
+
+@pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
+def test_env_file_has_explicit_channels_and_exact_pins(env_file):
+    spec = yaml.safe_load(env_file.read_text())
+    assert spec["channels"] == ["conda-forge", "nodefaults"]
+    for dependency in spec["dependencies"]:
+        assert isinstance(dependency, str), f"{env_file.name}: {dependency!r} (pip: sections are not allowed)"
+        assert re.fullmatch(r"[a-z0-9][a-z0-9_.-]*==?\d[\w.]*", dependency), (
+            f"{env_file.name}: {dependency!r} is not pinned to one exact version"
+        )
+
+
+def test_one_python_across_envs():
+    versions = {env.name: env_dependencies(env).get("python") for env in ENVS}
+    assert len(set(versions.values())) == 1 and None not in versions.values(), versions
+    assert next(iter(versions.values())).startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
+
+
+@pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
+def test_env_versions_equal_the_pinned_requirements(env_file):
+    pins = pinned_requirements()
+    for conda_name, version in env_dependencies(env_file).items():
+        if conda_name == "python":
+            continue
+        pypi = canonical(CONDA_TO_PYPI.get(conda_name, conda_name))
+        assert pypi in pins, (
+            f"{env_file.name}: {conda_name} is not pinned in requirements.txt/constraints.txt"
+        )
+        assert pins[pypi] == version, (
+            f"{env_file.name}: {conda_name}={version}, but the tests pin {pypi}=={pins[pypi]}"
+        )
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_env_provides_every_module_the_step_imports(step):
+    body = STEPS[step]
+    env_file = rule_env(body)
+    declared = {canonical(CONDA_TO_PYPI.get(name, name)) for name in env_dependencies(env_file)}
+    providers = metadata.packages_distributions()  # import name -> PyPI distributions
+    missing = []
+    for module in sorted(step_imports(step, rule_notebook(body), body)):
+        if module == "torch.utils.tensorboard":
+            wanted = {"tensorboard"}  # torch imports it on use: a separate package
+        else:
+            assert module in providers, f"{step} imports {module}, which no installed package provides"
+            wanted = {canonical(d) for d in providers[module]}
+        if not (wanted & declared or canonical(COMES_WITH.get(module, "-")) in declared):
+            missing.append(f"{module} (PyPI: {', '.join(sorted(wanted))})")
+    assert not missing, f"rule {step} imports what {env_file.name} does not declare: {missing}"
+
+
+def test_the_import_walk_sees_what_it_should():
+    """Guards the walker itself: known imports of known steps are found, optional ones are not."""
+    train = step_imports("train", rule_notebook(STEPS["train"]), STEPS["train"])
+    assert {"torch", "numpy", "papermill", "torch.utils.tensorboard", "tqdm"} <= train
+    data = step_imports("prepare_data", rule_notebook(STEPS["prepare_data"]), STEPS["prepare_data"])
+    assert "torch" not in data and "torchvision" not in data  # lazy torch, optional torchvision
+    assert "nbconvert" in step_imports("report", rule_notebook(STEPS["report"]), STEPS["report"])
+
+
+# ------------------------------------------------------------------ isolation run
+ENV_CACHE = Path(os.environ.get("LABBOOK_ENV_CACHE", Path.home() / ".cache" / "labbook-envs"))
+STEP_ORDER = ["prepare_data", "train", "analyze", "report"]
+
+
+def env_venv(env_file: Path) -> Path:
+    """A venv holding the env file's packages (PyPI names, same versions) and their dependencies,
+    built once per env file content and kept under ~/.cache/labbook-envs/."""
+    pins = env_dependencies(env_file)
+    key = hashlib.sha256(env_file.read_bytes() + (REPO / "constraints.txt").read_bytes()).hexdigest()[:12]
+    venv = ENV_CACHE / f"{env_file.stem}-py{pins['python']}-{key}"
+    if (venv / "complete").exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", venv], check=True)
+    packages = [f"{CONDA_TO_PYPI.get(n, n)}=={v}" for n, v in pins.items() if n != "python"]
+    subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "-c", REPO / "constraints.txt", *packages],
+        check=True,
+    )
+    (venv / "complete").write_text(" ".join(packages))
+    return venv
+
+
+@pytest.mark.slow
+def test_isolation_run_venv_per_conda_env_file_not_a_conda_solve(tmp_path):
+    """Isolation run: venv per conda env file — not a conda solve. Each step of the tiny workflow
+    runs its rule's own shell command with only its env's packages importable."""
+    work = copy_workflow(tmp_path / "wf")
+    shutil.copy(REPO / "tests" / "configs" / "tiny.yaml", work / "config.yaml")
+    empty_jupyter = tmp_path / "no-user-kernels"  # no kernelspec outside the step's venv may win
+    empty_jupyter.mkdir()
+    timings = {}
+    for step in STEP_ORDER:
+        env_file = rule_env(STEPS[step])
+        started = time.time()
+        venv = env_venv(env_file)
+        timings[f"venv {env_file.stem}"] = round(time.time() - started, 1)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES")
+        }
+        env.update(
+            PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin:/bin",  # `python` in the rules is the env's
+            JUPYTER_PATH=str(venv / "share" / "jupyter"),
+            JUPYTER_DATA_DIR=str(empty_jupyter),
+            PYTHONNOUSERSITE="1",
+            LABBOOK_GPUS="",
+        )
+        started = time.time()
+        result = subprocess.run(
+            [*SNAKEMAKE, "--cores", "2", "--allowed-rules", step, "--until", step],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        timings[step] = round(time.time() - started, 1)
+        logs = "\n".join(p.read_text()[-3000:] for p in (work / "logs").rglob("*.log"))
+        assert result.returncode == 0, (
+            f"isolation run (venv per conda env file, not a conda solve): step {step} failed with only "
+            f"{env_file.name}'s packages:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{logs}"
+        )
+    assert (work / "results" / "report.html").is_file()
+    print(f"isolation run (venv per conda env file — not a conda solve), seconds: {timings}")
