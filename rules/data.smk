@@ -1,3 +1,11 @@
+# The data step's source fingerprint is computed here, when the job graph is built: a change of
+# the dataset's files then reruns data prep and what follows (Snakemake records params).
+import sys
+
+sys.path.insert(0, str(LIBRARY.parent))
+from labbook.prepare import source_fingerprint
+
+
 rule prepare_data:
     input:
         notebook="notebooks/prepare_data.ipynb",
@@ -20,6 +28,11 @@ rule prepare_data:
                 "out_dir": str(Path(output.manifest).parent),
             }
         ),
-        code=code_hash("prepare", "cache", "demo", "plots"),
+        code=code_hash("prepare", "cache", "demo", "cifar10", "imagefolder", "plots"),
+        # The source files' content: new, removed or edited images rerun data prep and what
+        # follows; MD5s are remembered by size and mtime, so touching a file reruns nothing.
+        source=source_fingerprint(
+            config["dataset"], digest_cache=".snakemake/labbook/source-md5.json"
+        ),
     shell:
         notebook_command()

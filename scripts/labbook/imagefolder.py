@@ -1,0 +1,188 @@
+"""Any folder of images laid out by class, decoded once into uint8 arrays.
+
+    root/train/<class>/**/*.jpg     training images; class names are the folder names, sorted
+    root/test/<class>/...           the test split; else root/val/<class>/...; else a stratified,
+                                    seeded `holdout` fraction of train/ becomes the test split
+
+Every image (any size; RGB, L, P, RGBA, CMYK, ...; any format Pillow reads) becomes RGB of
+image_size × image_size, either squeezed to that size (`fixed`) or scaled so its shorter side fits
+and then centre-cropped (`shorter_center_crop`). Files that cannot be read are skipped and
+reported, or, with strict, stop the step. Hidden files and files whose extension is not an image
+extension are ignored, as torchvision's ImageFolder does.
+"""
+
+import hashlib
+import io
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, eval_folder, list_images
+
+RESIZE_MODES = ("shorter_center_crop", "fixed")
+CHUNK = 256  # files per task handed to a worker process: big enough to amortize the hand-over
+
+
+class LayoutError(ValueError):
+    """The folder does not have the layout described above; the message names the folder."""
+
+
+def _check_classes(split_dir: Path, images: dict) -> None:
+    if not images:
+        raise LayoutError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<images>")
+    for name, paths in images.items():
+        if not paths:
+            raise LayoutError(
+                f"class folder {split_dir / name} holds no images "
+                f"(extensions read: {', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+
+
+def plan_splits(root, holdout: float, seed: int):
+    """(classes, [(path, label)] for train, the same for test, where the test split comes from)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LayoutError(f"dataset root {root} does not exist")
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise LayoutError(f"{root} has no train/ folder: expected {root}/train/<class>/<images>")
+    train = list_images(train_dir)
+    _check_classes(train_dir, train)
+    classes = sorted(train)
+    test_dir = eval_folder(root)
+    if test_dir is not None:
+        test = list_images(test_dir)
+        _check_classes(test_dir, test)
+        for name in classes:
+            if name not in test:
+                raise LayoutError(f"class {name!r} has no folder {test_dir / name} in the test split")
+        extra = sorted(set(test) - set(train))
+        if extra:
+            raise LayoutError(f"{test_dir} has class folder(s) {extra} that {train_dir} lacks")
+        return classes, _labelled(classes, train), _labelled(classes, test), test_dir.name
+    # No test folder: hold out the same fraction of every class, chosen by the seed.
+    if not 0 < holdout < 1:
+        raise LayoutError(f"{root} has no test/ or val/ folder and holdout {holdout} is not in (0, 1)")
+    rng = np.random.default_rng(seed)
+    kept, held = {}, {}
+    for name in classes:
+        paths = train[name]
+        n_held = max(1, round(len(paths) * holdout))
+        if n_held >= len(paths):
+            raise LayoutError(
+                f"class folder {train_dir / name} has {len(paths)} image(s): too few to hold out "
+                f"{holdout:.0%} for the test split; add images or a test/ folder"
+            )
+        order = rng.permutation(len(paths))
+        held[name] = sorted(paths[i] for i in order[:n_held])
+        kept[name] = sorted(paths[i] for i in order[n_held:])
+    return classes, _labelled(classes, kept), _labelled(classes, held), f"holdout {holdout} of train"
+
+
+def _labelled(classes, images: dict) -> list[tuple[Path, int]]:
+    return [(path, label) for label, name in enumerate(classes) for path in images[name]]
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, with transparent pixels shown on white (not on whatever colour they happen to store)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return image.convert("RGB")
+
+
+def decode_bytes(data: bytes, size: int, resize: str) -> np.ndarray:
+    """One encoded image → uint8 size×size×3. Raises on anything Pillow cannot fully decode."""
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format == "JPEG":
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still covers the target:
+            # much faster for photos, and both modes resize from at least size×size anyway.
+            image.draft("RGB", (size, size))
+        image = to_rgb(ImageOps.exif_transpose(image))
+    if image.size != (size, size):
+        if resize == "fixed":
+            image = image.resize((size, size), Image.Resampling.BICUBIC)
+        else:
+            image = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def decode_file(path, size: int, resize: str):
+    """(image or None, md5 of the bytes or None, reason it was skipped or None)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, None, f"unreadable: {error.strerror or error}"
+    digest = hashlib.md5(data).hexdigest()
+    if not data:
+        return None, digest, "empty file (0 bytes)"
+    try:
+        return decode_bytes(data, size, resize), digest, None
+    except UnidentifiedImageError:
+        return None, digest, "cannot decode: not an image format Pillow reads"
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, DecompressionBombError…
+        return None, digest, f"cannot decode: {type(error).__name__}: {error}"
+
+
+def decode_chunk(paths, size: int, resize: str):
+    """Decode a list of files in one worker: (images of the readable ones, per-file results)."""
+    images, results = [], []
+    for path in paths:
+        image, digest, reason = decode_file(path, size, resize)
+        if image is not None:
+            images.append(image)
+        results.append((digest, reason))
+    stacked = np.stack(images) if images else np.empty((0, size, size, 3), np.uint8)
+    return stacked, results
+
+
+def decode_all(paths, size: int, resize: str, threads: int = 1):
+    """Decode every path, in `threads` processes: (uint8 images of the readable files in order,
+    [(md5 or None, reason or None)] per path)."""
+    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+    if threads > 1 and len(chunks) > 1:
+        with ProcessPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
+            parts = list(pool.map(decode_chunk, chunks, [size] * len(chunks), [resize] * len(chunks)))
+    else:
+        parts = [decode_chunk(chunk, size, resize) for chunk in chunks]
+    images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, size, size, 3), np.uint8)
+    return images, [r for p in parts for r in p[1]]
+
+
+def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0, strict=False, threads=1):
+    """(classes, {"train": (images, labels), "test": ...}, skipped, {relative path: md5}, test source)."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize {resize!r} unknown; choose one of {RESIZE_MODES}")
+    root = Path(root)
+    classes, train, test, test_source = plan_splits(root, holdout, seed)
+    planned = {"train": train, "test": test}
+    everything = [path for split in planned.values() for path, _ in split]
+    images, results = decode_all(everything, image_size, resize, threads)
+
+    digests, skipped, splits = {}, [], {}
+    start = 0  # position of the split's first file in `everything`
+    first_image = 0  # and of its first readable image in `images`
+    for split, files in planned.items():
+        labels = []
+        for (path, label), (digest, reason) in zip(files, results[start : start + len(files)], strict=True):
+            digests[path.relative_to(root).as_posix()] = digest
+            if reason is None:
+                labels.append(label)
+            else:
+                skipped.append({"path": str(path), "reason": reason})
+        splits[split] = (images[first_image : first_image + len(labels)], np.array(labels, np.int64))
+        start += len(files)
+        first_image += len(labels)
+
+    if skipped and strict:
+        listing = "\n".join(f"  {s['path']}: {s['reason']}" for s in skipped)
+        raise ValueError(f"{len(skipped)} file(s) under {root} could not be read (strict: true):\n{listing}")
+    for split, (_, labels) in splits.items():
+        folder = test_source if split == "test" and test_source in EVAL_FOLDERS else "train"
+        for label, name in enumerate(classes):
+            if not np.any(labels == label):
+                raise LayoutError(f"class folder {root / folder / name} has no readable image for {split}")
+    return classes, splits, skipped, digests, test_source

@@ -1,0 +1,124 @@
+"""Which source files a dataset reads, and one hash of their content. Standard library only:
+the workflow fingerprints the sources (prepare.source_fingerprint) when it builds the job graph,
+inside Snakemake's own Python, which need not have numpy or Pillow.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+# ImageFolder layout (see imagefolder.py).
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+EVAL_FOLDERS = ("test", "val")  # the first one present is the test split
+
+# CIFAR-10's python version (see cifar10.py).
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
+# torchvision's CIFAR10.train_list, test_list and meta checksums (tests/test_cifar10.py checks
+# they still agree). Tests that fabricate a folder put their own checksums here.
+CIFAR10_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+
+
+def file_md5(path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def combine_digests(digests: dict) -> str:
+    """One hash over {relative path: MD5}: changes when a file is added, removed, renamed or
+    edited. A digest of None (an unreadable file) counts as such."""
+    h = hashlib.sha256()
+    for path in sorted(digests):
+        h.update(f"{path}\t{digests[path] or 'unreadable'}\n".encode())
+    return h.hexdigest()
+
+
+def eval_folder(root) -> Path | None:
+    for name in EVAL_FOLDERS:
+        if (Path(root) / name).is_dir():
+            return Path(root) / name
+    return None
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(split_dir) -> dict[str, list[Path]]:
+    """{class folder name: sorted image paths under it, at any depth}; {} when split_dir is absent.
+    Hidden files and folders, and files without an image extension, are not listed."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        return {}
+    classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    images = {}
+    for name in classes:
+        found = []
+        for folder, subfolders, files in os.walk(split_dir / name):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            found += [Path(folder) / f for f in files if is_image_name(f)]
+        images[name] = sorted(found)
+    return images
+
+
+def imagefolder_files(root) -> list[Path]:
+    """Every image file an ImageFolder dataset reads: train/ and its test or val folder."""
+    folders = [Path(root) / "train", eval_folder(root)]
+    return sorted(p for folder in folders if folder for paths in list_images(folder).values() for p in paths)
+
+
+class DigestCache:
+    """MD5s of files remembered by (size, mtime) in a JSON file: an untouched file is not read
+    again, and one touched but unchanged is read once more and hashes the same."""
+
+    def __init__(self, path=None):
+        self.path = Path(path) if path else None
+        self.entries = {}
+        if self.path and self.path.exists():
+            try:
+                self.entries = json.loads(self.path.read_text())
+            except ValueError:  # a damaged cache only costs time
+                self.entries = {}
+        self.changed = False
+
+    def md5(self, path) -> str | None:
+        """The file's MD5, or None when it cannot be read."""
+        try:
+            stat = os.stat(path)
+            key = os.path.abspath(path)
+            known = self.entries.get(key)
+            if known and known[0] == stat.st_size and known[1] == stat.st_mtime_ns:
+                return known[2]
+            digest = file_md5(path)
+        except OSError:
+            return None
+        self.entries[key] = [stat.st_size, stat.st_mtime_ns, digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if self.path and self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, self.path)
