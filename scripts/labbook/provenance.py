@@ -5,6 +5,7 @@ No environment variables, tokens, user names or home-directory paths are recorde
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -62,10 +63,19 @@ def torch_environment() -> dict:
 
 
 def config_hash(config) -> str:
+    """sha256 of the config's content, independent of key order and YAML formatting."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-def collect(step: str, packages=(), with_torch: bool = False, **facts) -> dict:
+def file_hash(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def collect(step: str, packages=(), with_torch: bool = False, config=None, manifest=None, **facts) -> dict:
+    """What ran this step. config: the values the step was given, kept with their hash (as JSON,
+    which YAML readers read too: the step envs need no YAML library);
+    manifest: the data's manifest.json, kept as its hash (the data's identity). facts: anything
+    else worth keeping, e.g. run and seed."""
     record = {
         "step": step,
         "labbook": __version__,
@@ -75,14 +85,38 @@ def collect(step: str, packages=(), with_torch: bool = False, **facts) -> dict:
         "packages": package_versions(packages),
         **facts,
     }
+    if config is not None:
+        record["config_sha256"] = config_hash(config)
+        record["config"] = config
+    if manifest is not None and Path(manifest).exists():
+        record["manifest_sha256"] = file_hash(manifest)
     if with_torch:
         record["torch"] = torch_environment()
     return record
 
 
+def scrub(value, home=None):
+    """The value with the home directory written as ~ in every string: paths under it would
+    name the user and their machine layout."""
+    home = home or os.path.expanduser("~")
+    if isinstance(value, dict):
+        return {key: scrub(item, home) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item, home) for item in value]
+    if isinstance(value, str) and home not in ("", "/"):
+        return value.replace(home, "~")
+    return value
+
+
 def write(path, record: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(record, indent=2, default=str))
+    Path(path).write_text(json.dumps(scrub(record), indent=2, default=str))
+
+
+def read(path) -> dict:
+    """A provenance record, or {} where the step wrote none (e.g. an older run)."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 if __name__ == "__main__":
