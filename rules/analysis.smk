@@ -6,7 +6,36 @@ rule analyze:
         predictions=rules.train.output.predictions,
     output:
         evaluation="results/runs/{run}/seed{seed}/analysis/evaluation.json",
-        confusion="results/runs/{run}/seed{seed}/analysis/figures/confusion_matrix.png",
+        provenance="results/runs/{run}/seed{seed}/analysis/provenance.json",
+        # Registered for `snakemake --report`: the key figures, one category per run.
+        confusion=report(
+            "results/runs/{run}/seed{seed}/analysis/figures/confusion_matrix.png",
+            caption="report/confusion_matrix.rst",
+            category="Analysis",
+            subcategory="{run} seed {seed}",
+            labels={"run": "{run}", "seed": "{seed}", "figure": "confusion matrix"},
+        ),
+        roc=report(
+            "results/runs/{run}/seed{seed}/analysis/figures/roc.png",
+            caption="report/roc.rst",
+            category="Analysis",
+            subcategory="{run} seed {seed}",
+            labels={"run": "{run}", "seed": "{seed}", "figure": "ROC curves"},
+        ),
+        reliability=report(
+            "results/runs/{run}/seed{seed}/analysis/figures/reliability.png",
+            caption="report/reliability.rst",
+            category="Analysis",
+            subcategory="{run} seed {seed}",
+            labels={"run": "{run}", "seed": "{seed}", "figure": "reliability"},
+        ),
+        mistakes=report(
+            "results/runs/{run}/seed{seed}/analysis/figures/mistakes.png",
+            caption="report/mistakes.rst",
+            category="Analysis",
+            subcategory="{run} seed {seed}",
+            labels={"run": "{run}", "seed": "{seed}", "figure": "confident mistakes"},
+        ),
     log:
         notebook="logs/analyze/{run}/seed{seed}.ipynb",
         stdout="logs/analyze/{run}/seed{seed}.log",

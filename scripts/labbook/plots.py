@@ -126,7 +126,10 @@ def mistakes_grid(images, mistakes: list, classes, columns: int = 8):
         return fig
     rows = -(-len(mistakes) // columns)
     columns = min(columns, len(mistakes))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.25, rows * 1.5), squeeze=False)
+    # constrained layout leaves room for the two-line titles, which tight_layout clipped
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * 1.25, rows * 1.6), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, mistake in zip(axes.flat, mistakes, strict=False):
@@ -136,7 +139,6 @@ def mistakes_grid(images, mistakes: list, classes, columns: int = 8):
             fontsize=7,
             pad=2,
         )
-    fig.tight_layout(pad=0.3)
     return fig
 
 
