@@ -1,15 +1,34 @@
+# The lab report, and the workflow-level text of Snakemake's own report
+# (`snakemake --report results/snakemake-report.zip`).
+report: "report/workflow.rst"
+
+
 rule report:
     input:
         notebook="notebooks/report.ipynb",
         manifest=rules.prepare_data.output.manifest,
         train=rules.prepare_data.output.train,
         metrics=[f"{run_dir(r, s)}/metrics.json" for r, s in run_seeds()],
+        train_provenance=[f"{run_dir(r, s)}/provenance.json" for r, s in run_seeds()],
         evaluations=[
             f"{run_dir(r, s)}/analysis/evaluation.json" for r, s in run_seeds()
         ],
+        analysis_provenance=[
+            f"{run_dir(r, s)}/analysis/provenance.json" for r, s in run_seeds()
+        ],
+        figures=[
+            f"{run_dir(r, s)}/analysis/figures/{figure}.png"
+            for r, s in run_seeds()
+            for figure in ("confusion_matrix", "roc", "reliability", "mistakes")
+        ],
     output:
         notebook="results/report.ipynb",
-        html="results/report.html",
+        html=report(
+            "results/report.html",
+            caption="report/lab_report.rst",
+            category="Lab report",
+        ),
+        provenance="results/report.provenance.json",
     log:
         notebook="logs/report/report.ipynb",
         stdout="logs/report/report.log",
@@ -19,7 +38,7 @@ rule report:
         "../envs/report.yaml"
     threads: 1
     params:
-        notebook=lambda wc, input: as_json(
+        notebook=lambda wc, input, output: as_json(
             {
                 "title": config["title"],
                 "objective": config["objective"],
@@ -28,6 +47,7 @@ rule report:
                 "config": config,
                 "logs": step_notebooks(),
                 "tensorboard_dir": "results/runs",
+                "provenance_path": output.provenance,
             }
         ),
         code=code_hash("report", "plots", "cache"),

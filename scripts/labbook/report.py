@@ -5,18 +5,20 @@ from pathlib import Path
 
 import numpy as np
 
+from . import provenance
+
 
 def load_runs(runs: list) -> list:
     """runs: [{name, seed, train_dir, analysis_dir, ...}] → the same dicts with metrics,
-    evaluation and provenance loaded from their directories."""
+    evaluation and the train and analysis steps' provenance loaded from their directories."""
     records = []
     for run in runs:
         train_dir, analysis_dir = Path(run["train_dir"]), Path(run["analysis_dir"])
         record = dict(run)
         record["metrics"] = json.loads((train_dir / "metrics.json").read_text())
         record["evaluation"] = json.loads((analysis_dir / "evaluation.json").read_text())
-        provenance = train_dir / "provenance.json"
-        record["provenance"] = json.loads(provenance.read_text()) if provenance.exists() else {}
+        record["provenance"] = provenance.read(train_dir / "provenance.json")
+        record["analysis_provenance"] = provenance.read(analysis_dir / "provenance.json")
         records.append(record)
     return records
 
@@ -29,11 +31,14 @@ def by_run(records: list) -> dict:
     return grouped
 
 
-def mean_sd(values) -> str:
+def mean_sd(values, percent: bool = False) -> str:
+    """'mean ± sd' over seeds (sample sd); a single value alone."""
     values = np.asarray(values, dtype=float)
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+    scale, fmt = (100, "{:.1f}") if percent else (1, "{:.4f}")
+    text = fmt.format(values.mean() * scale)
+    if len(values) > 1:
+        text += " ± " + fmt.format(values.std(ddof=1) * scale)
+    return text + ("%" if percent else "")
 
 
 def markdown_table(header, rows) -> str:
@@ -42,46 +47,194 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def results_table(records: list) -> str:
-    """One row per run; accuracy as mean ± sd over seeds; the best mean accuracy in bold."""
+def mean_accuracy(group: list) -> float:
+    return float(np.mean([r["evaluation"]["accuracy"] for r in group]))
+
+
+def best_run(records: list):
+    """The run with the highest mean test accuracy over its seeds (None without runs)."""
     grouped = by_run(records)
-    means = {name: np.mean([r["evaluation"]["accuracy"] for r in group]) for name, group in grouped.items()}
-    best = max(means, key=means.get) if means else None
+    return max(grouped, key=lambda name: mean_accuracy(grouped[name])) if grouped else None
+
+
+def results_table(records: list) -> str:
+    """One row per run, metrics as mean ± sd over seeds; the best mean accuracy marked."""
+    grouped = by_run(records)
+    best = best_run(records)
     rows = []
     for name, group in grouped.items():
         metrics = group[0]["metrics"]
-        label = f"**{name}** (best)" if name == best and len(grouped) > 1 else name
+        top_k = group[0]["evaluation"].get("top_k", 3)
+        label = f"**{name}** ★ best" if name == best and len(grouped) > 1 else name
         rows.append(
             [
                 label,
                 metrics["model"],
                 len(group),
-                mean_sd([r["evaluation"]["accuracy"] for r in group]),
+                mean_sd([r["evaluation"]["accuracy"] for r in group], percent=True),
+                mean_sd([r["evaluation"].get(f"top{top_k}_accuracy", np.nan) for r in group], percent=True),
                 mean_sd([r["evaluation"]["macro_f1"] for r in group]),
+                mean_sd([r["evaluation"].get("ece", np.nan) for r in group]),
                 f"{metrics['parameters']['total']:,} ({metrics['parameters']['trainable']:,} trained)",
                 len(metrics["history"]),
                 f"{np.mean([r['metrics']['train_seconds'] for r in group]):.1f}",
-                f"{np.mean([r['metrics']['images_per_s'] for r in group]):.0f}",
-                metrics["device_name"],
+                f"{np.mean([r['metrics']['images_per_s'] for r in group]):,.0f}",
+                ", ".join(sorted({r["metrics"]["device_name"] for r in group})),
             ]
         )
-    header = ["run", "model", "seeds", "test accuracy", "macro F1", "parameters", "epochs",
-              "train s", "images/s", "device"]  # fmt: skip
+    top_k = records[0]["evaluation"].get("top_k", 3) if records else 3
+    header = ["run", "model", "seeds", "test accuracy", f"top-{top_k}", "macro F1", "ECE", "parameters",
+              "epochs", "train s", "images/s", "device"]  # fmt: skip
     return markdown_table(header, rows)
 
 
+def per_class_f1_table(records: list) -> str:
+    """F1 of every class (rows) for every run (columns), mean over seeds: where runs differ."""
+    grouped = by_run(records)
+    if not grouped:
+        return ""
+    classes = list(records[0]["evaluation"]["per_class"])
+    rows = [
+        [name]
+        + [f"{np.mean([r['evaluation']['per_class'][name]['f1'] for r in g]):.3f}" for g in grouped.values()]
+        for name in classes
+    ]
+    return markdown_table(["class F1", *grouped], rows)
+
+
+# Coloured words, not emoji: headless and minimal systems often lack an emoji font.
+SUPPORTED = '<b style="color:#1a7f37">supported</b>'
+NOT_SUPPORTED = '<b style="color:#c62828">not supported</b>'
+
+
+def verdict(group: list) -> str:
+    """One line: the run's hypothesis, and whether its mean test accuracy reached its target."""
+    name = group[0]["name"]
+    accuracy = mean_accuracy(group)
+    target = group[0].get("target_accuracy")
+    seeds = f"{len(group)} seed{'s' if len(group) > 1 else ''}"
+    if target is None:
+        outcome = f"no target set; mean test accuracy {accuracy:.1%} ({seeds})"
+    elif accuracy >= target:
+        outcome = f"{SUPPORTED}: mean test accuracy {accuracy:.1%} ≥ target {target:.0%} ({seeds})"
+    else:
+        outcome = f"{NOT_SUPPORTED}: mean test accuracy {accuracy:.1%} < target {target:.0%} ({seeds})"
+    hypothesis = (group[0].get("hypothesis") or "").strip()
+    return f"- **{name}**: " + (f"_{hypothesis}_ → " if hypothesis else "") + outcome
+
+
 def verdicts(records: list) -> list:
-    """One line per run: did the mean test accuracy reach the run's target?"""
-    lines = []
-    for name, group in by_run(records).items():
-        accuracy = float(np.mean([r["evaluation"]["accuracy"] for r in group]))
-        target = group[0].get("target_accuracy")
-        hypothesis = group[0].get("hypothesis") or ""
-        if target is None:
-            verdict = f"reached {accuracy:.1%}; no target accuracy was set"
-        elif accuracy >= target:
-            verdict = f"**reached** the target: {accuracy:.1%} ≥ {target:.1%}"
-        else:
-            verdict = f"**missed** the target: {accuracy:.1%} < {target:.1%}"
-        lines.append(f"- **{name}**: {verdict}." + (f" Hypothesis: _{hypothesis}_" if hypothesis else ""))
-    return lines
+    return [verdict(group) for group in by_run(records).values()]
+
+
+def headline(records: list) -> str:
+    """The one sentence a reader sees first: the best run, its accuracy, how many runs met
+    their targets."""
+    if not records:
+        return "No runs were given."
+    grouped = by_run(records)
+    best = best_run(records)
+    targets = [(mean_accuracy(g), g[0].get("target_accuracy")) for g in grouped.values()]
+    checked = [acc >= target for acc, target in targets if target is not None]
+    text = (
+        f"**Best run: {best}** with test accuracy "
+        f"{mean_sd([r['evaluation']['accuracy'] for r in grouped[best]], percent=True)}"
+        f" (macro F1 {mean_sd([r['evaluation']['macro_f1'] for r in grouped[best]])})"
+        f" of {len(grouped)} run{'s' if len(grouped) > 1 else ''}."
+    )
+    if checked:
+        text += f" {sum(checked)} of {len(checked)} run hypotheses supported by their target accuracy."
+    return text
+
+
+def short(value, length: int = 12) -> str:
+    return value[:length] if isinstance(value, str) else "—"
+
+
+def environment_table(steps: dict) -> str:
+    """steps: {column label: provenance record}. Rows: what identifies code, interpreter,
+    packages and accelerator; a dash where a step does not have it (e.g. torch outside train)."""
+    packages = sorted({name for record in steps.values() for name in record.get("packages", {})})
+
+    def git(record):
+        state = record.get("git") or {}
+        if not state.get("commit"):
+            return "not a git checkout"
+        return f"`{state['commit'][:12]}`" + (" + uncommitted changes" if state.get("dirty") else " (clean)")
+
+    def torch_fact(key):
+        return lambda record: record.get("torch", {}).get(key) if "torch" in record else None
+
+    def gpus(record):
+        if "torch" not in record:
+            return None
+        return ", ".join(record["torch"].get("gpus") or []) or "none (CPU)"
+
+    rows = [
+        ("git commit", git),
+        ("labbook", lambda r: r.get("labbook")),
+        ("Python", lambda r: r.get("python")),
+        ("platform", lambda r: r.get("platform")),
+        *[(name, lambda r, name=name: r.get("packages", {}).get(name)) for name in packages],
+        ("torch build", torch_fact("torch")),
+        ("CUDA (torch build)", torch_fact("cuda")),
+        ("CUDA available", torch_fact("cuda_available")),
+        ("cuDNN", torch_fact("cudnn")),
+        ("GPU", gpus),
+        ("GPU driver", torch_fact("driver")),
+    ]
+    table = []
+    for label, get in rows:
+        cells = [get(record) if record else None for record in steps.values()]
+        if any(cell is not None for cell in cells):
+            table.append([label, *[cell if cell is not None else "—" for cell in cells]])
+    return markdown_table(["", *steps], table)
+
+
+def runs_provenance_table(records: list) -> str:
+    """Per training job: seed, device, the hash of the values it was given."""
+    rows = []
+    for r in records:
+        train = r.get("provenance", {})
+        options_hash = provenance.config_hash(train["options"]) if "options" in train else None
+        rows.append(
+            [
+                r["name"],
+                r["seed"],
+                r["metrics"].get("device_name", "—"),
+                f"`{short(options_hash)}`" if options_hash else "—",
+                f"`{short(r.get('analysis_provenance', {}).get('manifest_sha256'))}`",
+            ]
+        )
+    return markdown_table(
+        ["run", "seed", "device", "training options sha256", "data manifest sha256 seen"], rows
+    )
+
+
+def image_row(paths, width: int = 0) -> str:
+    """HTML showing PNGs side by side (wrapping on narrow screens), inlined as base64 so the
+    report stays one file that opens offline."""
+    import base64
+
+    style = f' style="max-width:{width}px"' if width else ""
+    images = []
+    for path in paths:
+        data = base64.b64encode(Path(path).read_bytes()).decode()
+        images.append(f'<img src="data:image/png;base64,{data}" alt="{Path(path).stem}"{style}>')
+    return f'<div class="figure-row">{"".join(images)}</div>'
+
+
+# The look of the report: readable line length, compact tables, the headline as a callout.
+# Inline CSS only: nothing loads from the network.
+STYLE = """<style>
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+.jp-Notebook, main { max-width: 1150px; margin: 0 auto; }
+.jp-RenderedMarkdown h1 { font-size: 2em; border-bottom: 2px solid #4c72b0; padding-bottom: .2em; }
+.jp-RenderedMarkdown h2 { border-bottom: 1px solid #ddd; padding-bottom: .15em; margin-top: 1.6em; }
+.jp-RenderedMarkdown blockquote { border-left: 5px solid #4c72b0; background: #f2f5fb;
+  margin: .6em 0; padding: .6em 1em; font-size: 1.08em; color: #222; }
+.jp-RenderedMarkdown table { font-size: .9em; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: .25em .6em; }
+.figure-row { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.figure-row img { max-width: 100%; height: auto; }
+</style>"""

@@ -1,0 +1,78 @@
+"""A lab report built from fabricated runs in seconds: the report's tests need real step files
+(metrics, predictions, evaluations, provenance), not real training. The predictions are the true
+class plus noise; the analysis is the real analyze notebook."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from labbook import cache, metrics, provenance, runner
+
+REPO = Path(__file__).resolve().parents[1]
+# A value no report or provenance record may ever contain (see test_report.py).
+SECRET_NAME, SECRET_VALUE = "LABBOOK_TEST_API_TOKEN", "tok-3c1b9f27e5d84a06"
+
+# Two runs: "baseline" over two seeds (aggregated as mean ± sd), "noisy" worse on purpose.
+RUNS = {
+    "baseline": {"seeds": [0, 1], "noise": 1.0, "target_accuracy": 0.1, "hypothesis": "Beats chance."},
+    "noisy": {"seeds": [0], "noise": 4.0, "target_accuracy": 0.99, "hypothesis": "Reaches 99%."},
+}
+
+
+def fake_metrics(name, seed, accuracy, classes):
+    history = [
+        {"epoch": e, "train_loss": 2 / e, "test_loss": 2.2 / e, "train_acc": accuracy * e / 3,
+         "test_acc": accuracy * e / 3, "lr": 0.01, "train_seconds": e, "images_per_s": 900.0}
+        for e in (1, 2, 3)
+    ]  # fmt: skip
+    options = {"model": "cifarnet", "weights": "none", "optimizer": "adam", "lr": 0.003, "schedule": "cosine",
+               "batch_size": 32, "precision": "fp32"}  # fmt: skip
+    return {"model": "cifarnet", "seed": seed, "options": options, "classes": classes,
+            "parameters": {"total": 145578, "trainable": 145578}, "device": "cpu", "device_name": "cpu",
+            "history": history, "test_acc": accuracy, "train_seconds": 3.0 + seed, "images_per_s": 900.0 + seed}  # fmt: skip
+
+
+def build(data_dir: Path, root: Path) -> Path:
+    """Fabricated train outputs → analyze notebook per run → report notebook → report.html."""
+    os.environ[SECRET_NAME] = SECRET_VALUE  # the kernels inherit it: nothing may record it
+    # the notebooks' kernels find the library the way the rules make them: on PYTHONPATH
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")])
+    )
+    classes = cache.read_manifest(data_dir)["classes"]
+    _, test_labels = cache.load_split(data_dir, "test")
+    signal = 3.0 * np.eye(len(classes))[test_labels]  # the true class stands out, by this much
+    runs = []
+    for name, spec in RUNS.items():
+        for seed in spec["seeds"]:
+            rng = np.random.default_rng(seed)
+            logits = signal + rng.normal(0, spec["noise"], signal.shape)
+            train_dir = root / "results" / "runs" / name / f"seed{seed}"
+            train_dir.mkdir(parents=True)
+            np.savez(train_dir / "predictions.npz", logits=logits, labels=test_labels)
+            accuracy = metrics.accuracy(logits, test_labels)
+            (train_dir / "metrics.json").write_text(json.dumps(fake_metrics(name, seed, accuracy, classes)))
+            provenance.write(
+                train_dir / "provenance.json",
+                provenance.collect("train", ["numpy"], with_torch=True, run=name, seed=seed, options={}),
+            )
+            params = {"data_dir": str(data_dir), "run_dir": str(train_dir), "out_dir": str(train_dir / "analysis"),
+                      "run": name, "seed": seed, "options": {"top_k": 3, "calibration_bins": 10, "mistakes": 8}}  # fmt: skip
+            runner.execute(
+                REPO / "notebooks" / "analyze.ipynb",
+                root / "logs" / "analyze" / name / f"seed{seed}.ipynb",
+                params,
+            )
+            runs.append({"name": name, "seed": seed, "train_dir": str(train_dir),
+                         "analysis_dir": str(train_dir / "analysis"), "target_accuracy": spec["target_accuracy"],
+                         "hypothesis": spec["hypothesis"]})  # fmt: skip
+    config = {"title": "Fabricated runs", "runs": {n: {"seeds": s["seeds"]} for n, s in RUNS.items()}}
+    params = {"title": "Fabricated runs", "objective": {"goal": "Test the report.", "hypothesis": "None."},
+              "data_dir": str(data_dir), "runs": runs, "config": config,
+              "logs": ["../logs/analyze/baseline/seed0.ipynb"], "tensorboard_dir": "results/runs",
+              "provenance_path": str(root / "results" / "report.provenance.json")}  # fmt: skip
+    executed, html = root / "results" / "report.ipynb", root / "results" / "report.html"
+    runner.execute(REPO / "notebooks" / "report.ipynb", executed, params)
+    runner.to_html(executed, html)
+    return html
