@@ -10,9 +10,8 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, snakemake
 from jsonschema import Draft202012Validator
-from PIL import Image
-
 from labbook import prepare
+from PIL import Image
 
 SCHEMA = Draft202012Validator(yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text()))
 
