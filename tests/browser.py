@@ -113,7 +113,7 @@ async def _inspect(port: int, url: str, screenshot: Path, width: int, height: in
 
 def inspect(html: Path, screenshot: Path, width: int = 1280, height: int = 900) -> dict:
     """Open html from disk; {images, headings, external, console_errors, requests, screenshot}."""
-    with tempfile.TemporaryDirectory(prefix="labbook-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="labbook-chromium-", ignore_cleanup_errors=True) as profile:
         process, port = _start(Path(profile))
         try:
             url = Path(html).resolve().as_uri()

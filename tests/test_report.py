@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_results_table_marks_the_best_run_once():
 def test_verdicts_check_each_hypothesis_against_its_target():
     lines = report.verdicts(RECORDS)
     assert lines[0].startswith(
-        "- **a**: _A learns._ → ✅ **supported**: mean test accuracy 85.0% ≥ target 75%"
+        f"- **a**: _A learns._ → {report.SUPPORTED}: mean test accuracy 85.0% ≥ target 75%"
     )
     assert "2 seeds" in lines[0]
     assert f"{report.NOT_SUPPORTED}: mean test accuracy 50.0% < target 90%" in lines[1]
@@ -135,11 +136,13 @@ def test_report_and_provenance_hold_no_secrets(demo_report):
 
 
 @pytest.mark.slow
-def test_tiny_workflow_report_and_snakemake_report(tmp_path):
+def test_tiny_workflow_report_and_snakemake_report(tmp_path, monkeypatch):
     """The whole tiny workflow, then Snakemake's own report of the registered figures."""
     workdir = copy_workflow(tmp_path / "wf")
     (workdir / "tiny.yaml").write_text((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
-    os.environ[report_demo.SECRET_NAME] = report_demo.SECRET_VALUE
+    monkeypatch.setenv(report_demo.SECRET_NAME, report_demo.SECRET_VALUE)
+    # the rules call `python`: this venv's, also when the venv is not activated
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     snakemake(workdir, "--configfile", "tiny.yaml")
     html = workdir / "results" / "report.html"
     assert_no_secrets(html.read_text(), "report.html")
