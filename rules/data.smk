@@ -28,7 +28,9 @@ rule prepare_data:
                 "out_dir": str(Path(output.manifest).parent),
             }
         ),
-        code=code_hash("prepare", "cache", "demo", "cifar10", "imagefolder", "plots"),
+        code=code_hash(
+            "prepare", "sources", "cache", "demo", "cifar10", "imagefolder", "plots"
+        ),
         # The source files' content: new, removed or edited images rerun data prep and what
         # follows; MD5s are remembered by size and mtime, so touching a file reruns nothing.
         source=source_fingerprint(
