@@ -1,5 +1,6 @@
 """Shared fixtures: a small demo dataset, and throwaway copies of the workflow to run."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -34,10 +35,16 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+def venv_environment() -> dict:
+    """The environment with this interpreter's bin/ first: rules call `python` from PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def snakemake(workdir: Path, *args, check=True, timeout=900) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [*SNAKEMAKE, "--cores", "2", *args],
         cwd=workdir,
+        env=venv_environment(),
         capture_output=True,
         text=True,
         timeout=timeout,

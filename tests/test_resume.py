@@ -10,7 +10,7 @@ import psutil
 import pytest
 import torch
 import yaml
-from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, venv_environment
 from test_train import weights_hash, without_timings
 
 from labbook import train
@@ -26,6 +26,7 @@ def kill_training_after_epoch(workdir, target, epoch: int) -> int:
     workflow = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "2", target],
         cwd=workdir,
+        env=venv_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -258,6 +258,19 @@ def _layout(x: torch.Tensor, opts: TrainOptions) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the loop
+def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, scaler):
+    """One optimizer step on a ready batch; returns the loss and the logits."""
+    with _autocast(opts, x.device):
+        out = model(_layout(x, opts))
+        loss = loss_fn(out.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss, out
+
+
 def train(
     opts: TrainOptions,
     data_dir,
@@ -343,14 +356,7 @@ def train(
             if epoch == start_epoch and i == 0:
                 grid = (x[:32] * train_data.std + train_data.mean).clamp(0, 1)
                 writer.add_images("augmented_train_images", grid.float(), step)
-            with _autocast(opts, device):
-                out = model(_layout(x, opts))
-                loss = loss_fn(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            loss, out = train_step(model, x, y, opts, loss_fn, optimizer, scheduler, scaler)
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             step += 1
