@@ -45,11 +45,11 @@ rule analyze:
         "../envs/analysis.yaml"
     threads: 1
     params:
-        notebook=lambda wc, input, output: as_json(
+        notebook=lambda wc: as_json(
             {
-                "data_dir": str(Path(input.manifest).parent),
-                "run_dir": str(Path(input.predictions).parent),
-                "out_dir": str(Path(output.evaluation).parent),
+                "data_dir": DATA_DIR,
+                "run_dir": run_dir(wc.run, wc.seed),
+                "out_dir": f"{run_dir(wc.run, wc.seed)}/analysis",
                 "run": wc.run,
                 "seed": int(wc.seed),
                 "options": config["analysis"],

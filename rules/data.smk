@@ -22,12 +22,7 @@ rule prepare_data:
         "../envs/data.yaml"
     threads: 4
     params:
-        notebook=lambda wc, output: as_json(
-            {
-                "dataset": config["dataset"],
-                "out_dir": str(Path(output.manifest).parent),
-            }
-        ),
+        notebook=as_json({"dataset": config["dataset"], "out_dir": DATA_DIR}),
         code=code_hash(
             "prepare", "sources", "cache", "demo", "cifar10", "imagefolder", "plots"
         ),

@@ -28,7 +28,7 @@ rule report:
             caption="report/lab_report.rst",
             category="Lab report",
         ),
-        provenance="results/report.provenance.json",
+        provenance="results/report.provenance.json",  # also in params: keep in step
     log:
         notebook="logs/report/report.ipynb",
         stdout="logs/report/report.log",
@@ -38,16 +38,16 @@ rule report:
         "../envs/report.yaml"
     threads: 1
     params:
-        notebook=lambda wc, input, output: as_json(
+        notebook=as_json(
             {
                 "title": config["title"],
                 "objective": config["objective"],
-                "data_dir": str(Path(input.manifest).parent),
+                "data_dir": DATA_DIR,
                 "runs": report_runs(),
                 "config": config,
                 "logs": step_notebooks(),
                 "tensorboard_dir": "results/runs",
-                "provenance_path": output.provenance,
+                "provenance_path": "results/report.provenance.json",
             }
         ),
         code=code_hash("report", "plots", "cache"),
