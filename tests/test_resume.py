@@ -11,9 +11,8 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, venv_environment
-from test_train import weights_hash, without_timings
-
 from labbook import train
+from test_train import weights_hash, without_timings
 
 pytestmark = pytest.mark.slow
 EPOCHS = 6

@@ -2,9 +2,8 @@
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from labbook import runner
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 
 def make_notebook(path, *cells, parameters='size = 3\nname = "x"\nscale = 1.0\nextra = None'):

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-
 from labbook import train
 
 TIMING_KEYS = ("train_seconds", "images_per_s")

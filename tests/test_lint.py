@@ -1,0 +1,26 @@
+"""The project's own checks: ruff, snakefmt and Snakemake's linter stay clean."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, venv_environment
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "snakefmt"), "--check", "."],
+        [sys.executable, "-m", "snakemake", "--lint"],
+    ],
+    ids=["ruff", "snakefmt", "snakemake-lint"],
+)
+def test_clean(command):
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=venv_environment())
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "--lint" in command:
+        assert "Congratulations" in result.stdout + result.stderr
