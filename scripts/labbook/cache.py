@@ -3,7 +3,6 @@
 Readable with numpy alone, so steps that do not train (analysis, report) need no torch.
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -89,11 +88,3 @@ def read_manifest(data_dir) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no {MANIFEST} in {data_dir}: run the prepare_data step first")
     return json.loads(path.read_text())
-
-
-def file_hash(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
