@@ -7,7 +7,7 @@
     python bench/train_bench.py --imagefolder /tmp/cifar10/train --images 10000
     python bench/train_bench.py                        # generated demo images, anywhere
 
-Prints images/s per loop and the ratios. On CUDA it adds the fast setting (bs 512, bf16,
+Prints images/s per loop (best of several epochs taken in turns) and the ratios. On CUDA it adds the fast setting (bs 512, bf16,
 channels_last) for the pipeline and the bare loop.
 """
 
@@ -45,7 +45,7 @@ def pick_files(root: Path, n: int):
     return classes, files[:n]
 
 
-def seed_style(files, classes, mean, std, opts, device, workers, epochs):
+def seed_style(files, classes, mean, std, opts, device, workers):
     from torchvision import datasets, transforms
 
     transform = transforms.Compose(
@@ -64,7 +64,11 @@ def seed_style(files, classes, mean, std, opts, device, workers, epochs):
     )
     model = models.build(opts.model, len(classes)).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=opts.lr)
-    return timed(epochs, len(folder), lambda: [_plain_step(model, optimizer, x.to(device), y.to(device)) for x, y in loader])
+    def epoch():
+        for x, y in loader:
+            _plain_step(model, optimizer, x.to(device), y.to(device))
+
+    return len(folder), epoch
 
 
 def _plain_step(model, optimizer, x, y):
@@ -74,7 +78,7 @@ def _plain_step(model, optimizer, x, y):
     optimizer.step()
 
 
-def bare(images, labels, mean, std, opts, device, epochs, classes):
+def bare(images, labels, mean, std, opts, device, classes):
     """The pipeline's math without labbook: crop by indexing a padded batch, flip, normalize."""
     x_all = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
     y_all = torch.from_numpy(labels).to(device)
@@ -106,10 +110,10 @@ def bare(images, labels, mean, std, opts, device, epochs, classes):
             loss.backward()
             optimizer.step()
 
-    return timed(epochs, n, epoch)
+    return n, epoch
 
 
-def pipeline(images, labels, mean, std, opts, device, epochs, classes):
+def pipeline(images, labels, mean, std, opts, device, classes):
     data = train.DeviceData(images, labels, mean, std, device, opts.input_size)
     model = models.build(opts.model, len(classes)).to(device)
     if opts.channels_last:
@@ -126,27 +130,33 @@ def pipeline(images, labels, mean, std, opts, device, epochs, classes):
             x, y = data.batch(order[start : start + opts.batch_size], opts, gen)
             train.train_step(model, x, y, opts, loss_fn, optimizer, scheduler, scaler)
 
-    return timed(epochs, len(data), epoch)
+    return len(data), epoch
 
 
-def timed(epochs, n, run_epoch) -> float:
-    """Images per second over `epochs` epochs, after one untimed warm-up epoch."""
-    run_epoch()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(epochs):
+def best_rates(loops: dict, rounds: int) -> dict:
+    """Images/s of each loop: one untimed warm-up epoch each, then `rounds` rounds that time one
+    epoch of every loop in turn, keeping each loop's best. Taking turns spreads drifts in the
+    machine's load over all loops alike."""
+    for _, run_epoch in loops.values():
         run_epoch()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return n * epochs / (time.perf_counter() - start)
+    best = dict.fromkeys(loops, 0.0)
+    for _ in range(rounds):
+        for name, (n, run_epoch) in loops.items():
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run_epoch()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            best[name] = max(best[name], n / (time.perf_counter() - start))
+    return best
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imagefolder", type=Path, help="a folder of <class>/<image> (default: generated)")
     parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per loop (after a warm-up)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per loop, taken in turns")
     parser.add_argument("--model", default="cifarnet")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed-style loop")
@@ -164,17 +174,18 @@ def main():
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"{len(images)} images {images.shape[1:]}, model {args.model}, batch {args.batch_size}, fp32, on {name}")
 
-    rates = {
-        "pipeline": pipeline(images, labels, mean, std, opts, device, args.epochs, classes),
-        "bare": bare(images, labels, mean, std, opts, device, args.epochs, classes),
-        "seed-style": seed_style(files, classes, mean, std, opts, device, args.workers, args.epochs),
+    loops = {
+        "pipeline": pipeline(images, labels, mean, std, opts, device, classes),
+        "bare": bare(images, labels, mean, std, opts, device, classes),
+        "seed-style": seed_style(files, classes, mean, std, opts, device, args.workers),
     }
     if device.type == "cuda":
         fast = train.TrainOptions(
             model=args.model, optimizer="adam", lr=1e-3, batch_size=512, precision="bf16", channels_last=True
         )
-        rates["pipeline fast"] = pipeline(images, labels, mean, std, fast, device, args.epochs, classes)
-        rates["bare fast"] = bare(images, labels, mean, std, fast, device, args.epochs, classes)
+        loops["pipeline fast"] = pipeline(images, labels, mean, std, fast, device, classes)
+        loops["bare fast"] = bare(images, labels, mean, std, fast, device, classes)
+    rates = best_rates(loops, args.rounds)
     for loop, rate in rates.items():
         print(f"  {loop:<14} {rate:10.0f} images/s   {len(images) / rate:7.2f} s/epoch")
     print(f"pipeline / bare       {rates['pipeline'] / rates['bare']:.2f}×")
