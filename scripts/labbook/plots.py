@@ -46,10 +46,14 @@ def training_curves(histories: dict):
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
     for label, history in histories.items():
         epochs = [h["epoch"] for h in history]
-        (line,) = loss_ax.plot(epochs, [h["train_loss"] for h in history], "--", label=f"{label} train")
-        loss_ax.plot(epochs, [h["test_loss"] for h in history], color=line.get_color(), label=f"{label} test")
-        acc_ax.plot(epochs, [h["train_acc"] for h in history], "--", color=line.get_color())
-        acc_ax.plot(epochs, [h["test_acc"] for h in history], color=line.get_color(), label=label)
+        marker = "o" if len(epochs) < 3 else None  # a one-epoch run is a point, not a line
+        (line,) = loss_ax.plot(
+            epochs, [h["train_loss"] for h in history], "--", marker=marker, label=f"{label} train"
+        )
+        style = {"color": line.get_color(), "marker": marker}
+        loss_ax.plot(epochs, [h["test_loss"] for h in history], label=f"{label} test", **style)
+        acc_ax.plot(epochs, [h["train_acc"] for h in history], "--", **style)
+        acc_ax.plot(epochs, [h["test_acc"] for h in history], label=label, **style)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (dashed: train)", ylim=(0, 1))
     loss_ax.legend(fontsize=7)
