@@ -72,3 +72,13 @@ def test_html_hides_code_and_loads_nothing_from_the_network(tmp_path):
     assert "<h2" in page and "data:image/png;base64" in page
     assert "matplotlib.use" not in page, "code cells are hidden"
     assert "<script src=" not in page, "no script is loaded from anywhere"
+
+
+def test_what_a_step_writes_to_its_process_stderr_goes_to_the_log_not_the_notebook(tmp_path, capfd):
+    progress = new_code_cell("import sys\nprint('progress 50%', file=sys.__stderr__, flush=True)\nprint('epoch 1')")
+    notebook = make_notebook(tmp_path / "p.ipynb", progress, parameters="x = 1")
+    executed = tmp_path / "p-out.ipynb"
+    assert runner.main([str(notebook), str(executed)]) == 0
+    assert "progress 50%" in capfd.readouterr().err
+    texts = [o.get("text", "") for cell in nbformat.read(executed, 4).cells for o in cell.get("outputs", [])]
+    assert "epoch 1\n" in texts and not any("progress" in t for t in texts)

@@ -75,6 +75,9 @@ def execute(notebook, executed, params: dict) -> None:
             kernel_name="python3",
             log_output=True,
             progress_bar=False,
+            # Output written to the kernel's own stderr (tqdm progress bars) goes to the step's
+            # log file only, not into the notebook.
+            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
         )
     except papermill.PapermillExecutionError as error:
         raise RuntimeError(

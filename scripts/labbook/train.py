@@ -348,7 +348,7 @@ def train(
             desc=f"epoch {epoch + 1}/{opts.epochs}",
             file=sys.__stderr__,  # the step's log, not the notebook
             mininterval=10,
-            disable=None,
+            disable=False,  # progress belongs in the log even though it is not a terminal
         )
         for i in bar:
             index = order[i * opts.batch_size : (i + 1) * opts.batch_size]
