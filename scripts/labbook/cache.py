@@ -13,7 +13,7 @@ SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write through a temporary file and rename, so a killed step never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,7 +30,7 @@ def write_split(data_dir, split: str, images: np.ndarray, labels: np.ndarray) ->
         raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
     path = Path(data_dir) / f"{split}.npz"
     labels = np.asarray(labels, dtype=np.int64)
-    _atomic_write_bytes(path, lambda f: np.savez(f, images=images, labels=labels))
+    atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
     return path
 
 
@@ -79,7 +79,7 @@ def write_dataset(data_dir, manifest: dict, splits) -> Path:
         write_split(data_dir, split, images, labels)
     path = Path(data_dir) / MANIFEST
     text = json.dumps(manifest, indent=2).encode()
-    _atomic_write_bytes(path, lambda f: f.write(text))
+    atomic_write(path, lambda f: f.write(text))
     return path
 
 

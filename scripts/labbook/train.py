@@ -201,10 +201,7 @@ def lr_factor(opts: TrainOptions, step: int, total_steps: int, steps_per_epoch: 
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomic: a SIGKILL during the write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    cache.atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, fingerprint: str):
