@@ -82,6 +82,16 @@ def prepare(spec: dict, out_dir, threads: int = 1) -> dict:
     return manifest
 
 
+def standalone_demo_dir() -> str:
+    """A small demo dataset in a new temporary folder: the data a step notebook uses when it is
+    opened on its own, with no data_dir given."""
+    import tempfile
+
+    data_dir = tempfile.mkdtemp(prefix="labbook-data-")
+    prepare({"name": "shapes", "kind": "demo", "train_size": 500, "test_size": 200}, data_dir)
+    return data_dir
+
+
 def source_fingerprint(spec: dict, digest_cache=None) -> str:
     """The hash the manifest's source_hash will hold, computed without decoding anything.
 
