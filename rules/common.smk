@@ -4,6 +4,8 @@
 # takes input, output, threads or resources ("derived"), so a change there would rerun nothing.
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -11,7 +13,14 @@ from snakemake.utils import validate
 validate(config, "../schemas/config.schema.yaml")
 
 LIBRARY = Path(workflow.basedir) / "scripts" / "labbook"
+sys.path.insert(0, str(LIBRARY.parent))
+from labbook import options
+from labbook.prepare import dataset_options
+
 DATA_DIR = f"results/data/{config['dataset']['name']}"
+# A user's model file or weights file is named relative to the config's own folder.
+CONFIG_FILES = workflow.overwrite_configfiles or workflow.configfiles
+CONFIG_DIR = os.path.relpath(Path(CONFIG_FILES[-1]).parent) if CONFIG_FILES else "."
 RUN_KEYS = (
     "seeds",
     "target_accuracy",
@@ -55,9 +64,25 @@ def run_seeds():
 
 
 def train_options(run):
-    """The run's training options: the `train:` defaults with the run's own values on top."""
+    """The run's training options: the `train:` defaults with the run's own values on top (and
+    TrainOptions' defaults under both, filled in by the step)."""
     spec = {k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}
-    return {**config["train"], **spec}
+    return options.relative_to_workdir({**config.get("train", {}), **spec}, CONFIG_DIR)
+
+
+def check_training_options():
+    """Every run's training options against TrainOptions, and its model against the data's image
+    size, before any job: an error names the key (`runs.<run>.<key>`)."""
+    options.TrainOptions.from_dict(config.get("train", {}), where="train.")
+    runs = {
+        run: options.TrainOptions.from_dict(train_options(run), where=f"runs.{run}.")
+        for run in config["runs"]
+    }
+    stored_size = dataset_options(config["dataset"]).get("image_size", 32)  # CIFAR-10: 32
+    options.check_models(runs, stored_size, ".snakemake/labbook/model-checks.json")
+
+
+check_training_options()
 
 
 def run_dir(run, seed):

@@ -29,6 +29,8 @@ rule train:
                 "options": train_options(wc.run),
             }
         ),
-        code=code_hash("train", "models", "cache", "plots"),
+        code=code_hash("train", "models", "options", "cache", "plots"),
+        # A user's own model file (model: file.py:Name): editing it reruns this run only.
+        model_file=lambda wc: options.model_file_hash(train_options(wc.run)["model"]),
     shell:
         on_own_gpu(notebook_command())

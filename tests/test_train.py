@@ -3,9 +3,12 @@
 import hashlib
 import json
 
+import numpy as np
 import pytest
 import torch
-from labbook import train
+import yaml
+from conftest import REPO
+from labbook import options, train
 
 TIMING_KEYS = ("train_seconds", "images_per_s")
 
@@ -26,17 +29,48 @@ def weights_hash(path) -> str:
     return digest.hexdigest()
 
 
-def test_options_reject_unknown_keys_wrong_types_and_choices():
-    with pytest.raises(ValueError, match="'lrr'"):
-        train.TrainOptions.from_dict({"lrr": 0.1})
+def test_options_reject_unknown_keys_wrong_types_choices_and_ranges_naming_the_key():
+    with pytest.raises(ValueError, match="unknown training option 'runs.a.lrr'"):
+        train.TrainOptions.from_dict({"lrr": 0.1}, where="runs.a.")
     with pytest.raises(TypeError, match="'epochs' must be int"):
         train.TrainOptions.from_dict({"epochs": 2.5})
     with pytest.raises(TypeError, match="'flip' must be bool"):
         train.TrainOptions.from_dict({"flip": "yes"})
     with pytest.raises(ValueError, match="optimizer='rmsprop'"):
         train.TrainOptions.from_dict({"optimizer": "rmsprop"})
+    with pytest.raises(ValueError, match="train.lr=0: must be > 0"):
+        train.TrainOptions.from_dict({"lr": 0}, where="train.")
+    with pytest.raises(ValueError, match="label_smoothing=1.5: must be ≤ 1"):
+        train.TrainOptions.from_dict({"label_smoothing": 1.5})
+    with pytest.raises(ValueError, match="trainable='last-0'"):
+        train.TrainOptions.from_dict({"trainable": "last-0"})
+    with pytest.raises(ValueError, match="device='gpu'"):
+        train.TrainOptions.from_dict({"device": "gpu"})
     opts = train.TrainOptions.from_dict({"lr": 1, "model": "simplecnn"})
     assert opts.lr == 1.0 and isinstance(opts.lr, float)
+    assert opts.epochs == train.TrainOptions().epochs, "what a config leaves out keeps its default"
+
+
+def test_the_readme_documents_every_option_with_its_default():
+    """The README's table of options is options_table() verbatim: docs cannot drift."""
+    readme = (REPO / "README.md").read_text()
+    assert options.options_table() in readme, "regenerate with: python -m labbook.options"
+
+
+def shipped_configs():
+    return [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", shipped_configs(), ids=lambda p: p.name)
+def test_shipped_configs_state_only_what_they_change_and_every_run_is_valid(path):
+    config = yaml.safe_load(path.read_text())
+    defaults = options.defaults()
+    restated = {k: v for k, v in config.get("train", {}).items() if defaults.get(k) == v}
+    assert restated == {}, "train: restates defaults"
+    for run, spec in config["runs"].items():
+        values = {**config.get("train", {}), **{k: v for k, v in spec.items() if k in defaults}}
+        train.TrainOptions.from_dict(values, where=f"runs.{run}.")
+    assert "precision" not in config.get("train", {}), "precision: auto, the default"
 
 
 def test_random_crop_translates_each_image_within_the_padding():
@@ -125,3 +159,61 @@ def test_a_checkpoint_of_other_options_is_not_resumed(demo_data, tmp_path):
     again = train.train(changed, demo_data, tmp_path, threads=2, log=logs.append)
     assert again["resumed_after_epoch"] == 2, "the same options resume (here: nothing left to do)"
     assert without_timings(again) == without_timings(metrics)
+
+
+def test_precision_auto_is_fp32_on_a_cpu_and_bf16_there_warns_in_log_and_metrics(demo_data, tmp_path):
+    cpu = torch.device("cpu")
+    assert train.resolve_precision("auto", cpu) == ("fp32", None)
+    assert train.resolve_precision("fp32", cpu) == ("fp32", None)
+    logs = []
+    opts = train.TrainOptions.from_dict({**TINY, "epochs": 1, "train_subset": 64, "precision": "bf16"})
+    metrics = train.train(opts, demo_data, tmp_path, threads=2, log=logs.append)
+    assert metrics["precision"] == "bf16" and metrics["options"]["precision"] == "bf16"
+    assert any(line.startswith("WARNING: precision bf16 on a CPU") for line in logs)
+    assert metrics["warnings"] and "bf16 on a CPU" in metrics["warnings"][0]
+    auto = train.train(train.TrainOptions.from_dict({**TINY, "epochs": 1, "train_subset": 64}), demo_data,
+                       tmp_path / "auto", threads=2, log=lambda *_: None)  # fmt: skip
+    assert auto["precision"] == "fp32" and auto["options"]["precision"] == "auto" and auto["warnings"] == []
+
+
+def model_inputs(monkeypatch) -> list:
+    """Every batch train() feeds its model, recorded by a forward pre-hook."""
+    seen, build = [], train.models.build
+
+    def recording_build(*args, **kwargs):
+        model = build(*args, **kwargs)
+        model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().clone()))
+        return model
+
+    monkeypatch.setattr(train.models, "build", recording_build)
+    return seen
+
+
+def test_pretrained_weights_get_their_normalization_not_the_datasets(demo_data, tmp_path, monkeypatch):
+    """A ResNet18 with (cached) ImageNet weights is fed ImageNet-normalized images; without
+    weights, the dataset's statistics. (The default size, the weights' crop: test_models.py.)"""
+    from torchvision.models import resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(resnet18().state_dict(), tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    images = torch.from_numpy(np.load(demo_data / "test.npz")["images"]).permute(0, 3, 1, 2).float() / 255
+    manifest = json.loads((demo_data / "manifest.json").read_text())
+    run = {
+        **TINY,
+        "model": "resnet18",
+        "epochs": 1,
+        "train_subset": 32,
+        "batch_size": 32,
+        "trainable": "head",
+    }
+    for weights, mean, std in (
+        ("DEFAULT", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ("none", manifest["mean"], manifest["std"]),
+    ):
+        seen = model_inputs(monkeypatch)
+        opts = train.TrainOptions.from_dict({**run, "weights": weights, "input_size": 32})
+        metrics = train.train(opts, demo_data, tmp_path / weights, threads=2, log=lambda *_: None)
+        expected = (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+        assert torch.allclose(seen[-1], expected, atol=1e-5), weights  # the last pass: the whole test split
+        assert metrics["inputs"]["mean"] == pytest.approx(mean) and metrics["inputs"]["input_size"] == 32

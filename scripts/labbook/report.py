@@ -88,6 +88,38 @@ def results_table(records: list) -> str:
     return markdown_table(header, rows)
 
 
+def model_table(records: list) -> str:
+    """One row per run: the model, its weights, what was trained, how its inputs were normalized
+    and sized, and the precision it ran in (⚠ with the run's warnings, e.g. bf16 on a CPU)."""
+    rows = []
+    for name, group in by_run(records).items():
+        m = group[0]["metrics"]
+        o = m["options"]
+        inputs = m.get("inputs", {})
+        mean = ", ".join(f"{v:.3f}" for v in inputs.get("mean", []))
+        std = ", ".join(f"{v:.3f}" for v in inputs.get("std", []))
+        precision = m.get("precision", o["precision"])
+        warnings = sorted({w for r in group for w in r["metrics"].get("warnings", [])})
+        rows.append(
+            [
+                name,
+                o["model"],
+                o["weights"],
+                o.get("trainable", "—"),
+                f"{m['parameters']['total']:,}",
+                f"{m['parameters']['trainable']:,}",
+                f"{inputs.get('normalization', '—')} (mean {mean}; std {std})" if inputs else "—",
+                inputs.get("input_size", "—"),
+                f"{o['optimizer']} lr {o['lr']}, {o['schedule']}",
+                o["batch_size"],
+                precision + "".join(f" ⚠ {w}" for w in warnings),
+            ]
+        )
+    header = ["run", "model", "weights", "trainable", "parameters", "trained", "normalization",
+              "input size", "optimizer", "batch", "precision"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
 def per_class_f1_table(records: list) -> str:
     """F1 of every class (rows) for every run (columns), mean over seeds: where runs differ."""
     grouped = by_run(records)

@@ -6,13 +6,11 @@ checkpoint keeps, so an interrupted run resumes to the same numbers as an uninte
 """
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,69 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, models
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Every knob of one training job. Field names are the config keys (schemas/ mirrors them)."""
-
-    model: str = "cifarnet"
-    weights: str = "none"  # vgg16 only: none | imagenet | path to a state_dict
-    trainable_blocks: int = 0  # vgg16 only: conv blocks trained, counted from the top
-    input_size: int = 0  # 0 keeps the stored size; else resize on the device (e.g. 224)
-    optimizer: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.01
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant | cosine | onecycle
-    warmup_epochs: float = 0.0
-    epochs: int = 5
-    batch_size: int = 64
-    train_subset: int = 0  # 0 trains on every image; else a fixed seeded subset of this size
-    label_smoothing: float = 0.0
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    channels_last: bool = False
-    crop_padding: int = 4  # random translate by up to this many pixels (0: off)
-    flip: bool = True
-    cutout: int = 0  # side of a random square set to zero (0: off)
-    device: str = "auto"  # auto (cuda, mps, cpu) | cuda | cuda:N | mps | cpu
-    deterministic: bool = False
-    log_every: int = 50  # train-loss logging interval, in steps
-
-    CHOICES = {
-        "model": tuple(models.MODELS),
-        "optimizer": ("sgd", "adam", "adamw"),
-        "schedule": ("constant", "cosine", "onecycle"),
-        "precision": ("fp32", "bf16", "fp16"),
-    }
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainOptions":
-        """Validated options: an unknown key, a wrong type or an unknown choice is an error."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown training option(s) {unknown}; known: {sorted(fields)}")
-        for key, value in values.items():
-            expected = fields[key].type
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-            if expected is float:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok:
-                raise TypeError(f"training option {key!r} must be {expected.__name__}, got {value!r}")
-            if key in cls.CHOICES and value not in cls.CHOICES[key]:
-                raise ValueError(f"training option {key}={value!r}: choose one of {cls.CHOICES[key]}")
-        return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
-
-    def fingerprint(self, seed: int, data_hash: str) -> str:
-        """Identifies what a checkpoint was trained with (options, seed, data and the training
-        code itself); a checkpoint is resumed only into the same."""
-        code = hashlib.sha256()
-        for module in ("train.py", "models.py"):
-            code.update((Path(__file__).parent / module).read_bytes())
-        text = json.dumps([dataclasses.asdict(self), seed, data_hash, code.hexdigest()], sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+from .options import TrainOptions  # defined without torch: the workflow checks configs with it
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -243,6 +179,20 @@ def evaluate(model, data: DeviceData, opts: TrainOptions, batch_size: int = 500)
     return loss, accuracy, logits.cpu()
 
 
+def resolve_precision(precision: str, device: torch.device) -> tuple:
+    """The precision a run uses, and a warning when it is a trap: `auto` is bf16 on a GPU that
+    has it and fp32 elsewhere; bf16 on a CPU without native support is many times slower."""
+    if precision == "auto":
+        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return ("bf16" if bf16 else "fp32"), None
+    if precision == "bf16" and device.type == "cpu":
+        return "bf16", (
+            "precision bf16 on a CPU: most CPUs emulate bf16, which can make a step tens of times "
+            "slower than fp32; use precision: auto or fp32 here"
+        )
+    return precision, None
+
+
 def _autocast(opts: TrainOptions, device: torch.device):
     if opts.precision == "fp32":
         return torch.autocast(device.type, enabled=False)
@@ -293,6 +243,12 @@ def train(
     device = choose_device(opts.device)
     if opts.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 here")
+    given, warnings = opts, []
+    precision, warning = resolve_precision(opts.precision, device)
+    if warning:
+        log(f"WARNING: {warning}")
+        warnings.append(warning)
+    opts = dataclasses.replace(opts, precision=precision)
 
     manifest = cache.read_manifest(data_dir)
     classes = manifest["classes"]
@@ -302,12 +258,17 @@ def train(
     if opts.train_subset and opts.train_subset < len(train_labels):
         keep = torch.randperm(len(train_labels), generator=gen)[: opts.train_subset].sort().values
         train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
-    args = (manifest["mean"], manifest["std"], device, opts.input_size)
+    # Pretrained weights bring their own normalization and input size (see models.preprocessing).
+    inputs = models.preprocessing(
+        opts.model, opts.weights, manifest["mean"], manifest["std"], train_images.shape[1], opts.input_size
+    )
+    args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
     train_data = DeviceData(train_images, train_labels, *args)
     test_data = DeviceData(test_images, test_labels, *args)
 
     torch.manual_seed(seed)
-    model = models.build(opts.model, len(classes), opts.weights, opts.trainable_blocks).to(device)
+    model = models.build(opts.model, len(classes), opts.weights, opts.trainable, opts.model_args)
+    model = model.to(device)
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(opts, model.parameters())
@@ -319,7 +280,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
 
-    fingerprint = opts.fingerprint(seed, manifest["source_hash"])
+    fingerprint = given.fingerprint(seed, manifest["source_hash"])
     history, step_losses, start_epoch = [], [], 0
     checkpoint = load_checkpoint(checkpoint_path, fingerprint)
     if checkpoint is not None:
@@ -411,7 +372,10 @@ def train(
     metrics = {
         "model": opts.model,
         "seed": seed,
-        "options": dataclasses.asdict(opts),
+        "options": dataclasses.asdict(given),
+        "precision": precision,
+        "inputs": inputs,
+        "warnings": warnings,
         "classes": classes,
         "parameters": models.count_parameters(model),
         "device": str(device),
