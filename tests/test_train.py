@@ -73,6 +73,22 @@ def test_shipped_configs_state_only_what_they_change_and_every_run_is_valid(path
     assert "precision" not in config.get("train", {}), "precision: auto, the default"
 
 
+def test_grad_clip_bounds_the_gradient_norm_of_each_step():
+    def step_gradient_norm(grad_clip):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(8, 3)
+        opts = train.TrainOptions(grad_clip=grad_clip)
+        optimizer = train.make_optimizer(opts, model.parameters())
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        x, y = torch.randn(16, 8) * 100, torch.randint(0, 3, (16,))
+        train.train_step(model, x, y, opts, torch.nn.CrossEntropyLoss(), optimizer, scheduler, scaler)
+        return torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()])).item()
+
+    assert step_gradient_norm(0.0) > 10, "large inputs, large gradients"
+    assert step_gradient_norm(0.5) == pytest.approx(0.5, rel=1e-4)
+
+
 def test_random_crop_translates_each_image_within_the_padding():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
     out = train.random_crop(x, 2, torch.Generator().manual_seed(0))

@@ -66,6 +66,7 @@ class TrainOptions:
         0, "0 trains on every image; else a fixed seeded subset of this size", minimum=0
     )
     label_smoothing: float = option(0.0, "cross-entropy label smoothing", minimum=0, maximum=1)
+    grad_clip: float = option(0.0, "maximum gradient norm, clipped before each step (0: off)", minimum=0)
     precision: str = option(
         "auto",
         "`auto` (bf16 on a GPU that has it, else fp32), `fp32`, `bf16` autocast, or `fp16` with "

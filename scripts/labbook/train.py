@@ -212,6 +212,9 @@ def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, s
         loss = loss_fn(out.float(), y)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if opts.grad_clip:
+        scaler.unscale_(optimizer)  # clip the true gradients, not fp16's scaled ones
+        nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
