@@ -1,6 +1,8 @@
 """Models: labbook's own, torchvision's families (head, freezing, a few CPU steps), weights from
 torchvision's cache or a file, a user's model file, and the preprocessing pretrained weights bring."""
 
+import json
+
 import pytest
 import torch
 from labbook import models
@@ -199,3 +201,43 @@ def test_check_options_stops_what_a_model_cannot_take(values, stored, named):
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):
         models.check_options(TrainOptions.from_dict(values), stored, where="runs.r.")
     models.check_options(TrainOptions.from_dict({"model": "resnet18"}), 32, where="runs.r.")  # fine
+
+
+@pytest.mark.slow
+def test_a_user_model_file_trains_in_the_workflow_and_editing_it_reruns_only_its_run(tmp_path):
+    """An experiment folder of the user's (its config and nets/tiny.py beside it) run by a copy
+    of the workflow: the file's model trains end to end; editing the file reruns its run only."""
+    import yaml
+    from conftest import REPO, copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path / "workflow")
+    experiment = tmp_path / "my-experiment"
+    (experiment / "nets").mkdir(parents=True)
+    (experiment / "nets" / "tiny.py").write_text(USER_MODEL)
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["experiment"] = "mine"
+    config["runs"] = {
+        "cifarnet": {"seeds": [0]},
+        "tiny": {"model": "nets/tiny.py:TinyNet", "model_args": {"width": 12}, "seeds": [0]},
+    }
+    (experiment / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(workdir, "--configfile", str(experiment / "config.yaml"))
+
+    runs = workdir / "results" / "mine" / "runs"
+    metrics = json.loads((runs / "tiny" / "seed0" / "metrics.json").read_text())
+    assert metrics["options"]["model"] == "../my-experiment/nets/tiny.py:TinyNet"
+    assert metrics["parameters"]["total"] == 3 * 12 * 9 + 12 + 12 * 10 + 10  # conv + linear
+    assert len(metrics["history"]) == config["train"]["epochs"]
+    outputs = {
+        "train tiny": runs / "tiny/seed0/metrics.json",
+        "analyze tiny": runs / "tiny/seed0/analysis/evaluation.json",
+        "train cifarnet": runs / "cifarnet/seed0/metrics.json",
+        "analyze cifarnet": runs / "cifarnet/seed0/analysis/evaluation.json",
+        "report": workdir / "results" / "mine" / "report.html",
+    }
+    before = {job: path.stat().st_mtime_ns for job, path in outputs.items()}
+    with open(experiment / "nets" / "tiny.py", "a") as file:
+        file.write("\n# a comment: the file changed\n")
+    snakemake(workdir, "--configfile", str(experiment / "config.yaml"))
+    ran = {job for job, path in outputs.items() if path.stat().st_mtime_ns != before[job]}
+    assert ran == {"train tiny", "analyze tiny", "report"}
