@@ -170,7 +170,9 @@ def main():
     images = np.stack([np.asarray(Image.open(path).convert("RGB")) for path, _ in files])
     labels = np.array([label for _, label in files], dtype=np.int64)
     mean, std = cache.channel_stats(images)
-    opts = train.TrainOptions(model=args.model, optimizer="adam", lr=1e-3, batch_size=args.batch_size)
+    opts = train.TrainOptions(
+        model=args.model, optimizer="adam", lr=1e-3, batch_size=args.batch_size, precision="fp32"
+    )
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"{len(images)} images {images.shape[1:]}, model {args.model}, batch {args.batch_size}, fp32, on {name}")
 

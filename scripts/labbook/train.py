@@ -194,9 +194,10 @@ def resolve_precision(precision: str, device: torch.device) -> tuple:
 
 
 def _autocast(opts: TrainOptions, device: torch.device):
-    if opts.precision == "fp32":
+    precision = resolve_precision(opts.precision, device)[0]  # callers may pass `auto` as is
+    if precision == "fp32":
         return torch.autocast(device.type, enabled=False)
-    dtype = torch.bfloat16 if opts.precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
 
 
