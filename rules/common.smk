@@ -97,8 +97,9 @@ INDEX = "results/index.html"
 
 
 def train_options(run):
-    """The run's training options over `train:` (TrainOptions' defaults under both, filled in
-    by the step); a model or weights file's path made relative to the working directory."""
+    """The run's options over `train:` (TrainOptions' defaults fill in the rest, in the step),
+    with a model or weights file's path relative to the working directory.
+    """
     values = book.training_options(config.get("train", {}), RUNS[run])
     return options.relative_to_workdir(values, CONFIG_DIR)
 
@@ -111,7 +112,8 @@ def check_training_options():
         run: options.TrainOptions.from_dict(train_options(run), where=f"runs.{run}.")
         for run in RUNS
     }
-    stored_size = dataset_options(config["dataset"]).get("image_size", 32)  # CIFAR-10: 32
+    # The size of the prepared images (CIFAR-10's are 32×32).
+    stored_size = dataset_options(config["dataset"]).get("image_size", 32)
     options.check_models(runs, stored_size, ".snakemake/labbook/model-checks.json")
 
 
