@@ -243,3 +243,18 @@ def test_a_user_model_file_trains_in_the_workflow_and_editing_it_reruns_only_its
     snakemake(workdir, "--configfile", str(experiment / "config.yaml"))
     ran = {job for job, path in outputs.items() if path.stat().st_mtime_ns != before[job]}
     assert ran == {"train tiny", "analyze tiny", "report"}
+
+
+def test_the_reports_model_table_shows_normalization_input_size_precision_and_warnings():
+    from labbook import report
+
+    options = {"model": "resnet18", "weights": "DEFAULT", "trainable": "head", "optimizer": "sgd", "lr": 0.01,
+               "schedule": "cosine", "batch_size": 32, "precision": "bf16"}  # fmt: skip
+    inputs = models.preprocessing("resnet18", "DEFAULT", [0.5] * 3, [0.2] * 3, stored_size=96)
+    metrics = {"options": options, "parameters": {"total": 11_178_051, "trainable": 1_539},
+               "precision": "bf16", "inputs": inputs, "warnings": ["precision bf16 on a CPU: slow"]}  # fmt: skip
+    table = report.model_table([{"name": "transfer", "seed": 0, "metrics": metrics}])
+    row = table.splitlines()[-1]
+    assert "ResNet18_Weights.IMAGENET1K_V1 (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225)" in row
+    assert "| 224 |" in row and "| head |" in row and "1,539" in row
+    assert "bf16 ⚠ precision bf16 on a CPU: slow" in row
