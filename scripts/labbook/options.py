@@ -42,7 +42,8 @@ class TrainOptions:
     )
     trainable: str = option(
         "all",
-        "what learns: `all`, `head` (the new classifier only) or `last-N` (the head and the last N stages)",
+        "what learns: `all`, `head` (the block holding the new classification layer) or `last-N` "
+        "(also the last N stages)",
         pattern=r"^(all|head|last-[1-9][0-9]*)$",
     )
     input_size: int = option(
