@@ -49,9 +49,7 @@ def parameters_of(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "vit_b_16" else n for n in FAMILIES]
-)
+@pytest.mark.parametrize("name", FAMILIES)
 def test_each_family_gets_a_new_head_frozen_body_and_trains_on_the_cpu(name):
     head, head_block, size = FAMILIES[name]
     torch.manual_seed(0)
