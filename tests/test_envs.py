@@ -15,6 +15,7 @@ import ast
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -197,18 +198,45 @@ def test_one_python_across_envs():
     assert next(iter(versions.values())).startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
 
 
-@pytest.mark.parametrize("env_file", ENVS, ids=lambda p: p.name)
-def test_env_versions_equal_the_pinned_requirements(env_file):
+def evidence_table() -> dict:
+    """{conda name: row} from envs/PINS.md: each pin, the venv's pin, and the conda-forge build."""
+    rows = {}
+    for line in (REPO / "envs" / "PINS.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.fullmatch(r"[0-9a-f]{40}", cells[4]):
+            rows[cells[0]] = dict(zip(("env", "venv", "feedstock", "commit", "recipe", "matrix"), cells[1:]))
+    return rows
+
+
+def test_every_env_pin_has_its_conda_forge_build_on_record():
+    table = evidence_table()
+    used = set()
+    for env_file in ENVS:
+        for conda_name, version in env_dependencies(env_file).items():
+            used.add(conda_name)
+            assert conda_name in table, f"{env_file.name}: {conda_name} has no row in envs/PINS.md"
+            assert table[conda_name]["env"] == version, (
+                f"{env_file.name}: {conda_name}={version}, but envs/PINS.md has evidence for "
+                f"{table[conda_name]['env']}"
+            )
+            assert table[conda_name]["feedstock"].endswith("-feedstock")
+            assert table[conda_name]["recipe"].startswith(("recipe/meta.yaml", "recipe/recipe.yaml"))
+    assert set(table) == used, f"rows in envs/PINS.md no env file pins: {sorted(set(table) - used)}"
+
+
+def test_venv_pins_are_the_ones_on_record_next_to_the_env_pins():
+    """The venv may run newer PyPI releases than conda-forge has built, but only where PINS.md
+    says so: its venv column must be what requirements.txt/constraints.txt really pin."""
     pins = pinned_requirements()
-    for conda_name, version in env_dependencies(env_file).items():
+    for conda_name, row in evidence_table().items():
         if conda_name == "python":
+            # the venv takes the machine's Python 3.11.x; the conda test needs the exact pin
+            assert platform.python_version().startswith(row["venv"] + "."), "the venv's Python is not PINS.md's"
             continue
         pypi = canonical(CONDA_TO_PYPI.get(conda_name, conda_name))
-        assert pypi in pins, (
-            f"{env_file.name}: {conda_name} is not pinned in requirements.txt/constraints.txt"
-        )
-        assert pins[pypi] == version, (
-            f"{env_file.name}: {conda_name}={version}, but the tests pin {pypi}=={pins[pypi]}"
+        assert pypi in pins, f"{conda_name} is not pinned in requirements.txt/constraints.txt"
+        assert pins[pypi] == row["venv"], (
+            f"envs/PINS.md says the venv pins {pypi}=={row['venv']}, but the tests pin {pins[pypi]}"
         )
 
 
