@@ -204,7 +204,9 @@ def evidence_table() -> dict:
     for line in (REPO / "envs" / "PINS.md").read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 7 and re.fullmatch(r"[0-9a-f]{40}", cells[4]):
-            rows[cells[0]] = dict(zip(("env", "venv", "feedstock", "commit", "recipe", "matrix"), cells[1:]))
+            rows[cells[0]] = dict(
+                zip(("env", "venv", "feedstock", "commit", "recipe", "matrix"), cells[1:], strict=True)
+            )
     return rows
 
 
@@ -231,7 +233,9 @@ def test_venv_pins_are_the_ones_on_record_next_to_the_env_pins():
     for conda_name, row in evidence_table().items():
         if conda_name == "python":
             # the venv takes the machine's Python 3.11.x; the conda test needs the exact pin
-            assert platform.python_version().startswith(row["venv"] + "."), "the venv's Python is not PINS.md's"
+            assert platform.python_version().startswith(row["venv"] + "."), (
+                "the venv's Python is not PINS.md's"
+            )
             continue
         pypi = canonical(CONDA_TO_PYPI.get(conda_name, conda_name))
         assert pypi in pins, f"{conda_name} is not pinned in requirements.txt/constraints.txt"

@@ -81,6 +81,7 @@ def collect(step: str, packages=(), with_torch: bool = False, config=None, manif
         "labbook": __version__,
         "git": git_state(),
         "python": platform.python_version(),
+        "python_prefix": sys.prefix,  # the env it ran in: a conda env under .snakemake/conda/, or a venv
         "platform": f"{platform.system()} {platform.machine()}",
         "packages": package_versions(packages),
         **facts,
