@@ -19,6 +19,8 @@ from conftest import REPO, SNAKEMAKE, copy_workflow
 
 pytestmark = pytest.mark.slow
 ENV_FILES = {p.name: p for p in (REPO / "envs").glob("*.yaml")}
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+EXPERIMENT = yaml.safe_load(TINY.read_text())["experiment"]
 TIMINGS = {}  # printed at the end: the numbers a CI budget needs
 
 
@@ -35,7 +37,7 @@ def conda_base() -> Path:
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory, conda_base):
     work = copy_workflow(tmp_path_factory.mktemp("conda") / "wf")
-    shutil.copy(REPO / "tests" / "configs" / "tiny.yaml", work / "config.yaml")
+    shutil.copy(TINY, work / "config.yaml")
     no_user_kernels = work.parent / "no-user-kernels"  # a kernelspec outside the env must not win
     no_user_kernels.mkdir()
     environment = {
@@ -69,7 +71,7 @@ def snakemake_conda(workflow, *args, check=True, label=None):
     if label:
         TIMINGS[label] = round(time.time() - started, 1)
     if check and result.returncode != 0:
-        logs = "\n".join(p.read_text()[-3000:] for p in (work / "logs").rglob("*.log"))
+        logs = "\n".join(p.read_text()[-3000:] for p in (work / "results").rglob("logs/**/*.log"))
         raise AssertionError(
             f"snakemake --use-conda {' '.join(args)} failed (real conda, local channel of PyPI builds):\n"
             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}\n{logs}"
@@ -105,7 +107,8 @@ def test_real_conda_local_channel_create_envs_only_then_run_creates_nothing_new(
     run = snakemake_conda(workflow, label="the tiny workflow, every step in its env")
     assert "Creating conda environment" not in run.stderr, run.stderr[-3000:]
     assert sorted(p.name for p in (work / ".snakemake" / "conda").iterdir()) == before
-    assert (work / "results" / "report.html").is_file()
+    assert (work / "results" / EXPERIMENT / "report.html").is_file()
+    assert (work / "results" / "index.html").is_file()
 
     again = snakemake_conda(workflow, label="second run")
     assert "Nothing to be done" in again.stdout + again.stderr, again.stderr[-3000:]
@@ -121,9 +124,9 @@ def test_real_conda_local_channel_each_step_ran_in_its_own_env(workflow):
     results = work / "results"
     records = {
         "data.yaml": list((results / "data").glob("*/provenance.json")),
-        "train.yaml": list((results / "runs").glob("*/seed*/provenance.json")),
-        "analysis.yaml": list((results / "runs").glob("*/seed*/analysis/provenance.json")),
-        "report.yaml": [results / "report.provenance.json"],
+        "train.yaml": list((results / EXPERIMENT / "runs").glob("*/seed*/provenance.json")),
+        "analysis.yaml": list((results / EXPERIMENT / "runs").glob("*/seed*/analysis/provenance.json")),
+        "report.yaml": [results / EXPERIMENT / "report.provenance.json"],
     }
     for env_name, paths in records.items():
         assert paths, f"no provenance for the steps of {env_name}"
@@ -158,6 +161,8 @@ def test_real_conda_local_channel_a_package_missing_from_an_env_file_fails_its_s
     env_file = work / "envs" / "analysis.yaml"
     env_file.write_text(re.sub(r"\n\s+- scikit-learn=\S+", "", env_file.read_text()))
     result = snakemake_conda(workflow, "--until", "analyze", check=False, label="missing package run")
-    logs = "\n".join(p.read_text() for p in (work / "logs" / "analyze").rglob("*.log"))
+    logs = "\n".join(
+        p.read_text() for p in (work / "results" / EXPERIMENT / "logs" / "analyze").rglob("*.log")
+    )
     assert result.returncode != 0, "analyze ran without scikit-learn in its env"
     assert "No module named 'sklearn'" in logs, logs[-3000:]

@@ -56,7 +56,7 @@ def rule_env(body: str) -> Path:
 
 
 def rule_notebook(body: str) -> Path:
-    return REPO / re.search(r"notebook=\"(notebooks/[^\"]+\.ipynb)\"", body).group(1)
+    return REPO / re.search(r"notebook=workflow_path\(\"(notebooks/[^\"]+\.ipynb)\"\)", body).group(1)
 
 
 def env_dependencies(env_file: Path) -> dict:
