@@ -155,6 +155,30 @@ def test_real_conda_local_channel_no_torch_outside_training(workflow):
         assert numpy.stdout.strip() == env_pins(name)["numpy"], f"{name}: numpy {numpy.stdout}"
 
 
+def test_real_conda_local_channel_a_pin_file_next_to_an_env_file_is_what_conda_installs(workflow):
+    """The README's freezing: an explicit list of builds (here from the built env; snakedeploy or
+    conda-lock on a machine with conda-forge) next to the env file makes the env, with no solve."""
+    work, environment = workflow
+    env = conda_envs(work)["data.yaml"]
+    explicit = subprocess.run(
+        ["conda", "list", "--explicit", "--md5", "--prefix", env],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "@EXPLICIT" in explicit and "/numpy-2.4.6-" in explicit, explicit
+    (work / "envs" / "data.linux-64.pin.txt").write_text(explicit)
+    result = snakemake_conda(workflow, "--until", "prepare_data", label="run with a pin file")
+    assert "Using pinnings from envs/data.linux-64.pin.txt" in result.stderr, result.stderr[-3000:]
+    pin_copies = list((work / ".snakemake" / "conda").glob("*.pin.txt"))  # Snakemake keeps a copy
+    assert [c.read_text() for c in pin_copies] == [explicit]
+    pinned_env = Path(str(pin_copies[0]).removesuffix(".pin.txt"))
+    assert pinned_env != env and (pinned_env / "conda-meta").is_dir()
+    record = json.loads(next((work / "results" / "data").glob("*/provenance.json")).read_text())
+    assert Path(record["python_prefix"].replace("~", str(Path.home()), 1)) == pinned_env
+
+
 def test_real_conda_local_channel_a_package_missing_from_an_env_file_fails_its_step(workflow):
     """Runs last: edits the workflow copy's analysis env, so its steps rerun in a new env."""
     work, _ = workflow
