@@ -51,7 +51,7 @@ def canonical(name: str) -> str:
 
 
 def cache_key() -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{sys.version} {getattr(sys, '_base_executable', sys.executable)}".encode())
     for path in [*ENV_FILES, *sorted(HERE.iterdir()), REPO / "constraints.txt"]:
         if path.is_file():
             digest.update(path.name.encode() + path.read_bytes())
