@@ -9,7 +9,8 @@ What it makes, under ~/.cache/labbook-conda/<hash of envs/*.yaml, this folder, c
 - channels/conda-forge/: the PyPI wheels of exactly the env files' pins and of their dependencies
   (the others at constraints.txt's versions), repackaged as linux-64 conda packages, and the
   repodata py-rattler's index writes. Python itself is the machine's interpreter (it must be the
-  pinned version), wrapped as a venv-style `python` package.
+  pinned version), wrapped as a venv-style `python` package; `pytorch` is PyPI's own torch build,
+  CUDA libraries and all (torchvision's PyPI wheel links against them).
 
 It is not conda-forge: the packages are PyPI's builds under conda's names, and the solve runs over
 this channel only. What it proves is conda's own path: env creation from the env files,
