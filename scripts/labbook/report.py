@@ -1,5 +1,6 @@
 """Tables and verdicts for the report notebook, from the files the steps wrote. No torch."""
 
+import html
 import json
 from pathlib import Path
 
@@ -209,6 +210,43 @@ def runs_provenance_table(records: list) -> str:
     return markdown_table(
         ["run", "seed", "device", "training options sha256", "data manifest sha256 seen"], rows
     )
+
+
+def gpu_table(records: list) -> str:
+    """Per training job: its GPU, the peak memory allocated to tensors and reserved by PyTorch
+    (the highest epoch), reserved as a share of the GPU's memory, and mean utilization: room for
+    a bigger batch or not. One sentence instead when no job had a GPU."""
+    summaries = [r["metrics"].get("gpu") for r in records]
+    notes = sorted({_table_text(s["note"]) for s in summaries if s and s.get("note")})
+    if records and not any(s and s.get("name") for s in summaries):
+        return f"GPU memory: {'; '.join(notes) or 'not recorded by these runs'}."
+    rows = []
+    for record, gpu in zip(records, summaries, strict=True):
+        if not gpu or not gpu.get("name"):
+            what = _table_text(gpu["note"]) if gpu else "not recorded"
+            rows.append([record["name"], record["seed"], what, "—", "—", "—"])
+            continue
+        allocated, reserved = gpu.get("peak_allocated_mib"), gpu.get("peak_reserved_mib")
+        utilization = gpu.get("utilization_percent")
+        share = f" ({reserved / gpu['total_mib']:.1%} of {gpu['total_mib']:,.0f})" if reserved else ""
+        rows.append(
+            [
+                record["name"],
+                record["seed"],
+                _table_text(gpu["name"]),
+                f"{allocated:,.0f}" if allocated else "—",
+                f"{reserved:,.0f}{share}" if reserved else "—",
+                f"{utilization:.0f}%" if utilization is not None else "—",
+            ]
+        )
+    header = ["run", "seed", "GPU", "peak allocated MiB", "peak reserved MiB", "mean utilization"]
+    table = markdown_table(header, rows)
+    return table + ("\n\n" + "; ".join(notes) if notes else "")
+
+
+def _table_text(text: str) -> str:
+    """Text from the machine (a GPU's name, an error) shown as itself inside a Markdown table."""
+    return html.escape(str(text)).replace("|", "\\|")
 
 
 def image_row(paths, width: int = 0) -> str:

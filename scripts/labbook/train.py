@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, models
+from . import cache, gpustats, models
 
 
 @dataclass(frozen=True)
@@ -334,7 +334,9 @@ def train(
     writer = SummaryWriter(out_dir / "tensorboard", purge_step=start_epoch * steps_per_epoch)
 
     step = start_epoch * steps_per_epoch
+    gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
     for epoch in range(start_epoch, opts.epochs):
+        gpu.start()
         model.train()
         started = time.perf_counter()
         order = torch.randperm(len(train_data), generator=gen).to(device)
@@ -375,6 +377,7 @@ def train(
             "lr": optimizer.param_groups[0]["lr"],
             "train_seconds": train_seconds,
             "images_per_s": len(train_data) / train_seconds,
+            "gpu": gpu.finish(writer, epoch + 1),
         }
         history.append(record)
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
@@ -425,6 +428,7 @@ def train(
         "train_seconds": sum(r["train_seconds"] for r in history),
         "images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else 0.0,
         "resumed_after_epoch": start_epoch,
+        "gpu": gpu.summary(history),
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
