@@ -119,3 +119,9 @@ def test_imagefolder_size_is_counted_from_its_files(tmp_path):
     missing = {"name": "c", "kind": "imagefolder", "root": str(tmp_path / "nowhere")}
     assert limits.dataset_size(missing) == (0, 0, 32)  # the data step reports it, not the DAG
     assert limits.train(options(), missing, {})["runtime"] >= limits.START_MINUTES
+
+
+def test_only_a_data_step_that_downloads_is_retried_by_its_rule():
+    assert limits.data_retries(CIFAR10) == limits.DOWNLOAD_RETRIES > 0  # download: true by default
+    assert limits.data_retries({**CIFAR10, "download": False}) is None
+    assert limits.data_retries(DEMO) is None

@@ -129,3 +129,16 @@ def report(spec: dict, size=None) -> dict:
     train_images, _, side = size or dataset_size(spec)
     memory = BASE_MB["report"] + 3 * _images_mb(train_images, side)
     return {"runtime": START_MINUTES + 20, "mem_mb": _round_up(memory, 1000)}
+
+
+DOWNLOAD_RETRIES = 2
+
+
+def data_retries(spec: dict) -> int | None:
+    """How often Snakemake retries the data step: twice when it downloads (CIFAR-10 with
+    `download: true`; a dropped connection should not end a run), else None, which leaves
+    Snakemake's --retries (the Slurm profile's 1) in charge: reading local files fails the same
+    way again."""
+    if spec["kind"] == "cifar10" and dataset_options(spec)["download"]:
+        return DOWNLOAD_RETRIES
+    return None
