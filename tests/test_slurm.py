@@ -22,7 +22,7 @@ from labbook import limits
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # Jobs the tiny config makes: one data preparation, per (run, seed) a training and an analysis.
-EXPECTED_JOBS = {"prepare_data": 1, "train": 2, "analyze": 2, "report": 1}
+EXPECTED_JOBS = {"prepare_data": 1, "train": 2, "analyze": 2, "report": 1, "index": 1}
 # The vgg16 run states its own wall time and memory in the config; the others are estimated.
 VGG16_LIMITS = {"runtime": 25, "mem_mb": 2500}
 
@@ -143,7 +143,7 @@ def test_tiny_workflow_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
     assert result.returncode == 0, (
         f"snakemake --profile slurm failed:\n{result.stdout[-5000:]}\n{result.stderr[-8000:]}"
     )
-    assert (work / "results" / "report.html").is_file()
+    assert (work / "results" / "tiny" / "report.html").is_file()
     assert "No wall time information given" not in result.stdout + result.stderr
 
     # Every job went through sbatch: slurmdbd recorded each, named by this run's id and commented
@@ -163,5 +163,5 @@ def test_tiny_workflow_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
 
     # ...and the training saw Slurm's device, which labbook.gpus kept
     for run in ("cifarnet", "vgg16"):
-        log = (work / "logs" / "train" / run / "seed0.log").read_text()
+        log = (work / "results" / "tiny" / "logs" / "train" / run / "seed0.log").read_text()
         assert "labbook.gpus: CUDA_VISIBLE_DEVICES='0' already set, kept" in log
