@@ -19,7 +19,7 @@ WORKFLOW_DIR = Path(workflow.current_basedir).parent.resolve()
 LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the library's standard-library layer while building the graph.
 sys.path.insert(0, str(LIBRARY.parent))
-from labbook import book
+from labbook import book, limits
 
 
 def workflow_path(relative):
@@ -60,6 +60,25 @@ def on_own_gpu(command):
     return (
         f"PYTHONPATH={workflow_path('scripts')} python -m labbook.gpus -- env {command}"
     )
+
+
+# What each job asks a cluster for (labbook/limits.py): `runtime` in minutes and `mem_mb` in MB,
+# estimated from the config (a run's own `runtime:`/`mem_mb:` first), times the attempt, so a job
+# killed at its limit asks for more when Snakemake retries it. Resources, not params: they change
+# where and how long a job runs, not its results.
+DATASET_SIZE = limits.dataset_size(config["dataset"])
+
+
+def limit(step, name):
+    def resource(wildcards, threads, attempt):
+        run = RUNS[wildcards.run] if step == "train" else None
+        options = book.training_options(config["train"], run) if run else None
+        estimate = limits.job(
+            step, config["dataset"], DATASET_SIZE, threads, options, run
+        )
+        return attempt * estimate[name]
+
+    return resource
 
 
 def code_hash(*modules):

@@ -19,8 +19,10 @@ rule train:
     threads: 4
     resources:
         gpu=1,
+        runtime=limit("train", "runtime"),
+        mem_mb=limit("train", "mem_mb"),
     params:
         notebook=train_params,
-        code=code_hash("train", "models", "cache", "plots"),
+        code=code_hash("train", "models", "cache", "plots", "gpustats"),
     shell:
         on_own_gpu(notebook_command())

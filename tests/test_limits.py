@@ -3,6 +3,8 @@ config, true to the models, overridable per run."""
 
 import pytest
 import torch
+import yaml
+from conftest import REPO, copy_workflow, snakemake
 from labbook import limits, models
 from PIL import Image
 
@@ -125,3 +127,22 @@ def test_only_a_data_step_that_downloads_is_retried_by_its_rule():
     assert limits.data_retries(CIFAR10) == limits.DOWNLOAD_RETRIES > 0  # download: true by default
     assert limits.data_retries({**CIFAR10, "download": False}) is None
     assert limits.data_retries(DEMO) is None
+
+
+@pytest.mark.slow
+def test_a_failing_download_is_tried_again_by_snakemake(tmp_path, monkeypatch):
+    """CIFAR-10 to download through a proxy that refuses every connection (here, on any
+    machine): the data step runs 1 + DOWNLOAD_RETRIES times, each failing with its reason."""
+    work = copy_workflow(tmp_path / "wf")
+    config = yaml.safe_load((REPO / "configs" / "cifar10.yaml").read_text())
+    config["dataset"]["root"] = str(tmp_path / "cifar10")
+    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    for variable in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    result = snakemake(work, "--until", "prepare_data", check=False, timeout=600)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert output.count("Error in rule prepare_data") == 1 + limits.DOWNLOAD_RETRIES, output[-3000:]
+    assert "could not download CIFAR-10" in output

@@ -142,3 +142,19 @@ def data_retries(spec: dict) -> int | None:
     if spec["kind"] == "cifar10" and dataset_options(spec)["download"]:
         return DOWNLOAD_RETRIES
     return None
+
+
+def job(step: str, spec: dict, size: tuple, threads: int = 1, options=None, run=None) -> dict:
+    """The limits of one job of a rule: train (options: its training options, run: its config
+    entry), prepare_data, analyze, report, or index (the lab book page: small and quick)."""
+    if step == "train":
+        return train(options, spec, run, size)
+    if step == "prepare_data":
+        return prepare_data(spec, threads, size)
+    if step == "analyze":
+        return analyze(spec, size)
+    if step == "report":
+        return report(spec, size)
+    if step == "index":
+        return {"runtime": START_MINUTES, "mem_mb": BASE_MB["report"]}
+    raise ValueError(f"no limits for step {step!r}")
