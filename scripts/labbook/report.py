@@ -241,7 +241,7 @@ def gpu_table(records: list) -> str:
     summaries = [r["metrics"].get("gpu") for r in records]
     notes = sorted({_table_text(s["note"]) for s in summaries if s and s.get("note")})
     if records and not any(s and s.get("name") for s in summaries):
-        return f"GPU memory: {'; '.join(notes) or 'not recorded by these runs'}."
+        return f"Nothing to show ({'; '.join(notes) or 'not recorded by these runs'})."
     rows = []
     for record, gpu in zip(records, summaries, strict=True):
         if not gpu or not gpu.get("name"):
