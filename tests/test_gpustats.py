@@ -135,11 +135,14 @@ def test_the_report_shows_each_jobs_peak_memory_against_the_gpus_size():
     assert "not recorded" in old
 
 
-@pytest.mark.parametrize("device", ["cpu", "mps"])
-def test_no_gpu_is_said_once_in_tensorboard(device):
+@pytest.mark.parametrize(
+    "device, said", [("cpu", "no GPU: trained on cpu"), ("mps", "GPU memory not recorded: trained on mps")]
+)
+def test_what_was_not_recorded_is_said_once_in_tensorboard(device, said):
     writer = Writer()
     stats = gpustats.EpochStats(torch.device(device))
     for epoch in (3, 4):  # a resumed run starts past epoch 1
         stats.start()
         assert stats.finish(writer, epoch) is None
-    assert writer.texts == [("gpu", f"no GPU: trained on {device}", 3)]
+    assert writer.texts == [("gpu", said, 3)]
+    assert stats.summary([]) == {"name": None, "note": said}

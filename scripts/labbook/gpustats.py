@@ -8,9 +8,9 @@
 Per epoch: the peak memory PyTorch's caching allocator had allocated to tensors and the peak it
 had reserved from the driver (what `nvidia-smi` shows for the process, bar the CUDA context), in
 MiB, and the mean GPU utilization, sampled once a second through NVML (`torch.cuda.utilization`,
-which needs the nvidia-ml-py package) where that is available. On a CPU or Apple GPU there is
-nothing of this to measure: the record says so (`None` per epoch, a note for the run) rather than
-showing zeros.
+which needs the nvidia-ml-py package) where that is available. On a CPU there is nothing of this
+to measure, and on an Apple GPU (mps) PyTorch keeps no peaks: the record says so (`None` per
+epoch, a note for the run) rather than showing zeros.
 """
 
 import threading
@@ -25,6 +25,11 @@ class EpochStats:
     def __init__(self, device: torch.device, sample_seconds: float = SAMPLE_SECONDS):
         self.device = torch.device(device)
         self.on_cuda = self.device.type == "cuda"
+        self.note = (
+            "no GPU: trained on cpu"
+            if self.device.type == "cpu"
+            else f"GPU memory not recorded: trained on {self.device.type}"
+        )
         self.sample_seconds = sample_seconds
         self.utilization_error = None  # why utilization is not recorded, once it failed
         self._said_no_gpu = False
@@ -54,7 +59,7 @@ class EpochStats:
         """This epoch's record (None without a CUDA device), also written to TensorBoard."""
         if not self.on_cuda:
             if writer is not None and not self._said_no_gpu:
-                writer.add_text("gpu", f"no GPU: trained on {self.device.type}", epoch)
+                writer.add_text("gpu", self.note, epoch)
                 self._said_no_gpu = True
             return None
         if self._thread is not None:
@@ -79,7 +84,7 @@ class EpochStats:
         the epochs of `history` (all of them, also those before a resume); or a note that there
         was no GPU."""
         if not self.on_cuda:
-            return {"name": None, "note": f"no GPU: trained on {self.device.type}"}
+            return {"name": None, "note": self.note}
         epochs = [e["gpu"] for e in history if e.get("gpu")]
         utilization = [e["utilization_percent"] for e in epochs if e["utilization_percent"] is not None]
         return {
