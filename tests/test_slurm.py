@@ -108,14 +108,13 @@ def expected_limits(config: dict) -> dict:
     """{(rule, run or None): (minutes, MB)} as labbook.limits estimates them for this config, the
     run's own runtime/mem_mb taking precedence."""
     spec = config["dataset"]
+    size = limits.dataset_size(spec)
     expected = {
-        ("prepare_data", None): limits.prepare_data(spec, threads=4),
-        ("analyze", None): limits.analyze(spec),
-        ("report", None): limits.report(spec),
+        (step, None): limits.job(step, spec, size) for step in ("prepare_data", "analyze", "report", "index")
     }
     for run, entry in config["runs"].items():
         options = {**config["train"], **{k: v for k, v in entry.items() if k in config["train"]}}
-        expected["train", run] = limits.train(options, spec, entry)
+        expected["train", run] = limits.train(options, spec, entry, size)
     return {key: (value["runtime"], value["mem_mb"]) for key, value in expected.items()}
 
 
