@@ -88,7 +88,10 @@ def model_info(opts, manifest: dict, seed: int) -> dict:
             "shorter_center_crop": "scale the shorter side to image_size (bicubic), centre crop",
             "fixed": "squeeze to image_size × image_size (bicubic), aspect ratio not kept",
         }[source.get("resize", DEFAULT_RESIZE)],
-        "decode": "EXIF orientation applied; transparency composited on white; converted to RGB",
+        "decode": (
+            "EXIF orientation applied; transparency composited on white; RGB; JPEGs decoded at "
+            "reduced scale (Pillow draft) when that still covers image_size"
+        ),
         # Applied inside model.pt2; listed for the record.
         "mean": manifest["mean"],
         "std": manifest["std"],
