@@ -6,6 +6,9 @@ rule train:
         test=rules.prepare_data.output.test,
     output:
         model="results/runs/{run}/seed{seed}/model.pt",
+        # The portable model (labbook/export.py): loads with torch alone; predict uses it.
+        program="results/runs/{run}/seed{seed}/model.pt2",
+        program_info="results/runs/{run}/seed{seed}/model.json",
         metrics="results/runs/{run}/seed{seed}/metrics.json",
         predictions="results/runs/{run}/seed{seed}/predictions.npz",
         provenance="results/runs/{run}/seed{seed}/provenance.json",
@@ -29,6 +32,6 @@ rule train:
                 "options": train_options(wc.run),
             }
         ),
-        code=code_hash("train", "models", "cache", "plots"),
+        code=code_hash("train", "models", "cache", "plots", "export"),
     shell:
         on_own_gpu(notebook_command())

@@ -10,7 +10,8 @@ import numpy as np
 import papermill
 import pytest
 import torch
-from conftest import REPO
+import yaml
+from conftest import REPO, copy_workflow, snakemake
 from labbook import cache, demo, export, imagefolder, predict, prepare, train
 from PIL import Image
 
@@ -248,3 +249,69 @@ def test_notebook_runs_standalone_with_its_defaults(tmp_path, monkeypatch):
     shown = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "data:image/png;base64," in shown  # the images with their predictions
     assert "broken" in shown  # the standalone demo's unreadable file is listed
+
+
+# ---------------------------------------------------------------- the workflow's predict target
+def predict_config(tmp_path, images) -> dict:
+    """The tiny test experiment with two small runs (one with two seeds) and a predict: block."""
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    config["train"]["epochs"] = 1
+    config["runs"] = {"simple": {"model": "simplecnn", "seeds": [0]}, "cifarnet": {"seeds": [0, 1]}}
+    config["predict"] = {"images": images, "top_k": 3}
+    return config
+
+
+@pytest.mark.slow
+def test_snakemake_predict_chooses_the_best_run_and_reruns_on_new_images(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    images = work / "new images"
+    images.mkdir()
+    pictures, _ = demo.make_images(6, seed=5)
+    for i, picture in enumerate(pictures):
+        Image.fromarray(picture).save(images / f"shape {i}.png")
+    (images / "broken.png").write_bytes(b"")
+    config = predict_config(tmp_path, "new images")
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    snakemake(work, "predict")
+
+    summary = json.loads((work / "results/predict/summary.json").read_text())
+    accuracy = {
+        (run, seed): json.loads((work / f"results/runs/{run}/seed{seed}/metrics.json").read_text())[
+            "test_acc"
+        ]
+        for run, seed in [("simple", 0), ("cifarnet", 0), ("cifarnet", 1)]
+    }
+    means = {
+        "simple": accuracy["simple", 0],
+        "cifarnet": (accuracy["cifarnet", 0] + accuracy["cifarnet", 1]) / 2,
+    }
+    assert summary["run"] == max(means, key=means.get)  # the first in config order on a tie
+    assert summary["mean_test_acc"] == pytest.approx(means)
+    assert (summary["images"], summary["predicted"]) == (7, 6)
+    assert summary["skipped"][0]["path"].endswith("broken.png")
+    rows = predict.read_csv(work / "results/predict/predictions.csv")
+    assert [row["file"] for row in rows] == [f"new images/shape {i}.png" for i in range(6)]
+    assert "probability_3" in rows[0] and "class_4" not in rows[0]
+    page = (work / "results/predict/predictions.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 6
+    assert "predict: 100%" in (work / "logs/predict/predict.log").read_text()  # tqdm in the log
+
+    assert "Nothing to be done" in snakemake(work, "predict", "-n").stdout
+    Image.fromarray(pictures[0]).save(images / "one more.png")  # a new image reruns only predict
+    dry_run = snakemake(work, "predict", "-n").stdout
+    assert "rule predict:" in dry_run and "rule train:" not in dry_run
+
+
+def test_snakemake_predict_without_a_predict_block_says_what_to_add(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    shutil.copy(REPO / "tests" / "configs" / "tiny.yaml", work / "config.yaml")
+    result = snakemake(work, "predict", "-n", check=False)
+    assert result.returncode != 0
+    assert "needs a predict: block" in result.stdout + result.stderr
+    config = predict_config(tmp_path, "photos")
+    config["predict"]["run"] = "resnet"
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake(work, "predict", "-n", check=False)
+    assert result.returncode != 0
+    assert "run 'resnet' is not a run of this config" in result.stdout + result.stderr
