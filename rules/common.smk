@@ -100,3 +100,56 @@ def step_notebooks():
 wildcard_constraints:
     run="|".join(config["runs"]),
     seed=r"\d+",
+
+
+# ---------------------------------------------------------------- predict (rules/predict.smk)
+PREDICT_DIR = "results/predict"
+
+
+def predict_options():
+    """The config's predict: block (schema defaults filled in); an error naming what is missing."""
+    if "predict" not in config:
+        raise ValueError(
+            "`snakemake predict` needs a predict: block in the config, e.g.\n"
+            "predict:\n  images: path/to/new/images"
+        )
+    return config["predict"]
+
+
+def predict_candidates():
+    """[{run, seed, dir}] the step may choose from: every training job, or the named run's."""
+    run = predict_options()["run"]
+    if run != "best" and run not in config["runs"]:
+        raise ValueError(
+            f"predict: run {run!r} is not a run of this config; runs: {sorted(config['runs'])}"
+        )
+    return [
+        {"run": name, "seed": seed, "dir": run_dir(name, seed)}
+        for name, seed in run_seeds()
+        if run in ("best", name)
+    ]
+
+
+def predict_inputs(wildcards):
+    """Each candidate's metrics.json and portable model (model.pt2 + model.json)."""
+    return [
+        f"{candidate['dir']}/{name}"
+        for candidate in predict_candidates()
+        for name in ("metrics.json", "model.pt2", "model.json")
+    ]
+
+
+def predict_notebook_params(wildcards):
+    options = predict_options()
+    images = options["images"]
+    return as_json(
+        {
+            "images": [images] if isinstance(images, str) else images,
+            "candidates": predict_candidates(),
+            "run": options["run"],
+            "top_k": options["top_k"],
+            "batch_size": options["batch_size"],
+            "device": options["device"],
+            "out_dir": PREDICT_DIR,
+        }
+    )
