@@ -1,15 +1,12 @@
 # `snakemake predict`: classify new images (config `predict:`) with a trained run's portable
 # model. Which run is "best" is known only after training, so the step receives every candidate
 # run's metrics and portable model, chooses itself and records the choice in summary.json.
-import sys
-
-sys.path.insert(0, str(LIBRARY.parent))
 from labbook.predict import images_fingerprint
 
 
 rule predict:
     input:
-        notebook="notebooks/predict.ipynb",
+        notebook=workflow_path("notebooks/predict.ipynb"),
         runs=predict_inputs,
     output:
         predictions=f"{PREDICT_DIR}/predictions.csv",
@@ -17,17 +14,17 @@ rule predict:
         summary=f"{PREDICT_DIR}/summary.json",
         provenance=f"{PREDICT_DIR}/provenance.json",
     log:
-        notebook="logs/predict/predict.ipynb",
-        stdout="logs/predict/predict.log",
+        notebook=f"{EXPERIMENT_DIR}/logs/predict/predict.ipynb",
+        stdout=f"{EXPERIMENT_DIR}/logs/predict/predict.log",
     benchmark:
-        "benchmarks/predict.tsv"
+        f"{EXPERIMENT_DIR}/benchmarks/predict.tsv"
     conda:
         "../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
     params:
-        notebook=predict_notebook_params,
+        notebook=predict_params,
         code=code_hash("predict", "export", "imagefolder", "sources", "train"),
         # The images' names and content: new, removed or edited images rerun the step.
         images=lambda wc: images_fingerprint(
