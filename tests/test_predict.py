@@ -1,6 +1,7 @@
 """Using a trained run: the portable model (model.pt2 + model.json) and the predict step."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -275,11 +276,10 @@ def test_snakemake_predict_chooses_the_best_run_and_reruns_on_new_images(tmp_pat
 
     snakemake(work, "predict")
 
-    summary = json.loads((work / "results/predict/summary.json").read_text())
+    experiment = work / "results" / config["experiment"]
+    summary = json.loads((experiment / "predict/summary.json").read_text())
     accuracy = {
-        (run, seed): json.loads((work / f"results/runs/{run}/seed{seed}/metrics.json").read_text())[
-            "test_acc"
-        ]
+        (run, seed): json.loads((experiment / f"runs/{run}/seed{seed}/metrics.json").read_text())["test_acc"]
         for run, seed in [("simple", 0), ("cifarnet", 0), ("cifarnet", 1)]
     }
     means = {
@@ -290,12 +290,12 @@ def test_snakemake_predict_chooses_the_best_run_and_reruns_on_new_images(tmp_pat
     assert summary["mean_test_acc"] == pytest.approx(means)
     assert (summary["images"], summary["predicted"]) == (7, 6)
     assert summary["skipped"][0]["path"].endswith("broken.png")
-    rows = predict.read_csv(work / "results/predict/predictions.csv")
+    rows = predict.read_csv(experiment / "predict/predictions.csv")
     assert [row["file"] for row in rows] == [f"new images/shape {i}.png" for i in range(6)]
     assert "probability_3" in rows[0] and "class_4" not in rows[0]
-    page = (work / "results/predict/predictions.html").read_text(encoding="utf-8")
+    page = (experiment / "predict/predictions.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 6
-    assert "predict: 100%" in (work / "logs/predict/predict.log").read_text()  # tqdm in the log
+    assert "predict: 100%" in (experiment / "logs/predict/predict.log").read_text()  # tqdm in the log
 
     assert "Nothing to be done" in snakemake(work, "predict", "-n").stdout
     Image.fromarray(pictures[0]).save(images / "one more.png")  # a new image reruns only predict
@@ -315,3 +315,14 @@ def test_snakemake_predict_without_a_predict_block_says_what_to_add(tmp_path):
     result = snakemake(work, "predict", "-n", check=False)
     assert result.returncode != 0
     assert "run 'resnet' is not a run of this config" in result.stdout + result.stderr
+
+
+def test_snakemake_predict_with_a_sweeps_name_trains_and_chooses_among_its_runs(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    config = predict_config(tmp_path, "photos")
+    config["runs"]["lrs"] = {"seeds": [0], "sweep": {"lr": [0.1, 0.01]}}
+    config["predict"]["run"] = "lrs"
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    dry_run = snakemake(work, "predict", "-n").stdout
+    trained = set(re.findall(r"wildcards: run=([\w.-]+), seed=0", dry_run))
+    assert trained == {"lrs-lr0.1", "lrs-lr0.01"}  # not the other runs
