@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models
+from . import models, prepare
 
 FORMAT = "labbook-portable-model/1"
 PROGRAM = "model.pt2"
 INFO = "model.json"
-# What the data step does to new images when its dataset had no resize option (demo, CIFAR-10:
-# images already S×S); the same default imagefolder uses.
-DEFAULT_RESIZE = "shorter_center_crop"
+# How new images are resized when the dataset had no resize option (demo, CIFAR-10: images
+# already S×S): the imagefolder data step's default.
+DEFAULT_RESIZE = prepare.DATASET_KINDS["imagefolder"]["resize"]
 
 
 class Preprocessed(nn.Module):
