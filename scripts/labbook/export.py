@@ -11,8 +11,8 @@
     model = torch.export.load("model.pt2").module()
     logits = model(images_uint8_nchw)          # images decoded and resized as info says
 
-torch.export rather than TorchScript: TorchScript is deprecated since PyTorch 2.9 ("please use
-torch.export instead"), and an ExportedProgram is the format PyTorch's own tooling (AOTInductor,
+torch.export rather than TorchScript: TorchScript is deprecated (PyTorch's docs: "please use
+torch.export instead"; torch.jit.trace warns so), and an ExportedProgram is the format PyTorch's own tooling (AOTInductor,
 ExecuTorch) builds on. Preprocessing travels inside the program so a receiver cannot normalize
 or resize differently from training; the JSON repeats the numbers for the record.
 """
