@@ -33,6 +33,8 @@ def workflow_path(relative):
         return str(path)
 
 
+# MD5s of dataset and prediction images, remembered by size and mtime (labbook.sources).
+DIGEST_CACHE = ".snakemake/labbook/source-md5.json"
 EXPERIMENT = config["experiment"]
 EXPERIMENT_DIR = f"results/{EXPERIMENT}"
 DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
@@ -72,7 +74,9 @@ def code_hash(*modules):
 
 def run_seeds():
     """[(run, seed)] for every training job, in config order (sweeps expanded)."""
-    return [(run, seed) for run, spec in RUNS.items() for seed in spec["seeds"]]
+    return [
+        (run, seed) for run, spec in RUNS.items() for seed in spec.get("seeds", [0])
+    ]
 
 
 def each_job(pattern):

@@ -29,7 +29,7 @@ rule predict:
         # The images' names and content: new, removed or edited images rerun the step.
         images=lambda wc: images_fingerprint(
             predict_options()["images"],
-            digest_cache=".snakemake/labbook/source-md5.json",
+            digest_cache=DIGEST_CACHE,
         ),
     shell:
         on_own_gpu(notebook_command())
