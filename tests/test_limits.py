@@ -146,3 +146,18 @@ def test_a_failing_download_is_tried_again_by_snakemake(tmp_path, monkeypatch):
     output = result.stdout + result.stderr
     assert output.count("Error in rule prepare_data") == 1 + limits.DOWNLOAD_RETRIES, output[-3000:]
     assert "could not download CIFAR-10" in output
+
+
+def test_predict_asks_for_its_images_and_the_largest_model(tmp_path):
+    make_imagefolder(tmp_path / "new", {"photos": {"a": 30, "b": 20}})
+    found = limits.predict(str(tmp_path / "new"), side=224, threads=4)
+    none_yet = limits.predict(str(tmp_path / "nowhere"), side=224, threads=4)
+    assert found["mem_mb"] >= limits.BASE_MB["train"] + 3 * 50 * 224 * 224 * 3 / 1e6 + 4 * 134
+    assert none_yet["mem_mb"] >= limits.BASE_MB["train"] + 4 * 134
+    many = {"name": "many", "kind": "demo", "train_size": 100000, "test_size": 100000, "image_size": 224}
+    thousands = tmp_path / "thousands"
+    thousands.mkdir()
+    for i in range(3000):
+        (thousands / f"{i}.jpg").write_bytes(b"")  # counted by name; the step decodes them
+    assert limits.predict(str(thousands), side=224, threads=1)["runtime"] > none_yet["runtime"]
+    assert limits.job("predict", many, (1, 1, 224), 1, images=str(thousands))["mem_mb"] > found["mem_mb"]

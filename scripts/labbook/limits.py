@@ -27,6 +27,7 @@ attempt number, so a job killed at its limit asks for twice as much when Snakema
 import math
 from pathlib import Path
 
+from . import predict as predict_module
 from . import sources
 from .prepare import dataset_options
 
@@ -144,11 +145,31 @@ def data_retries(spec: dict) -> int | None:
     return None
 
 
-def job(step: str, spec: dict, size: tuple, threads: int = 1, options=None, run=None) -> dict:
+def predict(images, side: int, threads: int) -> dict:
+    """Classifying new images (config `predict: images:`): decoding them as the data step does,
+    one forward pass each. The model is chosen only after training: the largest one's cost."""
+    try:
+        count = len(predict_module.image_paths(images))
+    except (ValueError, OSError):  # none there yet: the step reports it
+        count = 0
+    forward = max(m["area_gflops"] * (side / 32) ** 2 + m["fixed_gflops"] for m in MODELS.values())
+    seconds = count / (DECODE_IMAGES_PER_S * max(threads, 1)) + count * forward / RATE_GFLOPS["gpu"]
+    memory = BASE_MB["train"] + 3 * _images_mb(count, side)
+    memory += 4 * max(m["parameters_m"] for m in MODELS.values())  # float32 weights
+    return {
+        "runtime": _round_up(START_MINUTES + SAFETY * seconds / 60, 5),
+        "mem_mb": _round_up(memory, 1000),
+    }
+
+
+def job(step: str, spec: dict, size: tuple, threads: int = 1, options=None, run=None, images=None) -> dict:
     """The limits of one job of a rule: train (options: its training options, run: its config
-    entry), prepare_data, analyze, report, or index (the lab book page: small and quick)."""
+    entry), prepare_data, analyze, report, index (the lab book page: small and quick), or predict
+    (images: the config's `predict: images:`)."""
     if step == "train":
         return train(options, spec, run, size)
+    if step == "predict":
+        return predict(images, size[2], threads)
     if step == "prepare_data":
         return prepare_data(spec, threads, size)
     if step == "analyze":

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, gpustats, models
+from . import cache, export, gpustats, models
 
 
 @dataclass(frozen=True)
@@ -406,6 +406,7 @@ def train(
 
     test_loss, test_acc, logits = evaluate(model, test_data, opts)
     torch.save(model.state_dict(), out_dir / "model.pt")
+    export.write_portable(out_dir / "model.pt", opts, manifest, seed, out_dir)  # model.pt2 + .json
     np.savez(
         out_dir / "predictions.npz",
         logits=logits.numpy().astype(np.float32),
