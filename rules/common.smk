@@ -4,6 +4,7 @@
 # takes input, output, threads or resources ("derived"), so a change there would rerun nothing.
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -11,6 +12,12 @@ from snakemake.utils import validate
 validate(config, "../schemas/config.schema.yaml")
 
 LIBRARY = Path(workflow.basedir) / "scripts" / "labbook"
+sys.path.insert(0, str(LIBRARY.parent))
+from labbook.prepare import check_config
+
+# What the schema cannot see (class count, top_k, memory of image_size), before any job runs.
+check_config(config)
+
 DATA_DIR = f"results/data/{config['dataset']['name']}"
 RUN_KEYS = (
     "seeds",
