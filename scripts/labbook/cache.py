@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import provenance
+
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
 
@@ -119,10 +121,11 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], l
 
 
 def build_manifest(name, classes, splits, source_hash, skipped=(), source=None) -> dict:
-    """splits: {split: (images, labels)}. Counts are per class name, in class order."""
+    """splits: {split: (images, labels)}. Counts are per class name, in class order. Paths
+    under the home directory are written with ~ (provenance.scrub): they would name the user."""
     train_images = splits["train"][0]
     mean, std = channel_stats(train_images)
-    return {
+    manifest = {
         "dataset": name,
         "source": source or {},
         "classes": list(classes),
@@ -136,6 +139,7 @@ def build_manifest(name, classes, splits, source_hash, skipped=(), source=None) 
         "source_hash": source_hash,
         "skipped": list(skipped),
     }
+    return provenance.scrub(manifest)
 
 
 def write_dataset(data_dir, manifest: dict, splits) -> Path:
