@@ -8,6 +8,7 @@ what is shared, and recovery claims.
 
 import errno
 import io
+import json
 import os
 import subprocess
 import sys
@@ -489,3 +490,145 @@ def test_sources_is_standard_library_only():
     tree = (REPO / "scripts" / "labbook" / "sources.py").read_text()
     assert "import numpy" not in tree and "PIL" not in tree
     assert sources.printable(os.fsdecode(b"a\xff")) == "a\\xff"
+
+
+# ---------------------------------------------------------------- 1 and 9 through the notebooks
+# Markup planted in every field a config or a dataset fills, data under a home folder: the
+# report and the executed step notebooks, as a reader opens them.
+HOSTILE = {
+    "title": "<script>window.pwned = 'title'</script><b id=planted-title>Title</b> $x$",
+    "goal": '<img src=x id=planted-goal onerror="window.pwned = 1"> [click](javascript:window.pwned=2)',
+    "hypothesis": "<iframe id=planted-hypothesis srcdoc='<script>parent.pwned = 3</script>'></iframe>",
+    "run_hypothesis": '<svg id=planted-run onload="window.pwned = 4"></svg> **loud**',
+    "description": "```\n<b id=planted-description>d</b>\n```",
+}
+# Folder and file names: anything but "/" and NUL.
+CLASS_NAMES = [
+    "<img src=x id=planted-class onerror=window.pwned=5>",
+    "<b id=planted-class-b>b",
+    "$\\frac{x$ [a](javascript:window.pwned=6) | cell",
+]
+BAD_FILE = "<img src=x id=planted-file onerror=window.pwned=7>.png"
+PROBE = """JSON.stringify({
+  planted: Array.from(document.querySelectorAll('[id^=planted]')).map(e => e.id),
+  handlers: Array.from(document.querySelectorAll('*')).filter(e => Array.from(e.attributes)
+    .some(a => a.name.startsWith('on'))).map(e => e.outerHTML.slice(0, 80)),
+  scriptLinks: document.querySelectorAll('a[href^="javascript"]').length,
+  pwned: window.pwned === undefined ? null : String(window.pwned),
+  text: document.body.innerText
+})"""
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """{report, notebooks (as HTML), files that must not name the home}, built by the real
+    notebooks from an ImageFolder under a home folder, runs fabricated as in report_demo."""
+    import report_demo
+    from labbook import provenance
+
+    tmp = tmp_path_factory.mktemp("hostile")
+    home = tmp / "home" / "someone"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HOME", str(home))  # the kernels inherit it
+    patch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")]))
+    )
+    root = home / "photos"
+    for i, name in enumerate(CLASS_NAMES):
+        colour = tuple(int(c) for c in np.roll([220, 30, 30], i))
+        for n in range(4):
+            write_png(root / "train" / name / f"{n}.png", colour)
+        for n in range(2):
+            write_png(root / "val" / name / f"{n}.png", colour)
+    (root / "train" / CLASS_NAMES[0] / BAD_FILE).write_bytes(b"<html>")
+    write_png(root / "train" / CLASS_NAMES[1] / f"{odd_name('x')}.png", (30, 220, 30))
+    dataset = {"name": "hostile", "kind": "imagefolder", "root": str(root), "image_size": 16}
+    data_dir = tmp / "results" / "data" / "hostile"
+    logs = tmp / "logs"
+    runner.execute(
+        REPO / "notebooks" / "prepare_data.ipynb",
+        logs / "prepare_data.ipynb",
+        {"dataset": dataset, "out_dir": str(data_dir)},
+    )
+
+    classes = cache.read_manifest(data_dir)["classes"]
+    _, test_labels = cache.load_split(data_dir, "test")
+    train_dir = tmp / "results" / "runs" / "base" / "seed0"
+    train_dir.mkdir(parents=True)
+    logits = 3.0 * np.eye(len(classes))[test_labels] + np.random.default_rng(0).normal(
+        0, 1, (len(test_labels), len(classes))
+    )
+    np.savez(train_dir / "predictions.npz", logits=logits, labels=test_labels)
+    run_metrics = report_demo.fake_metrics("base", 0, metrics.accuracy(logits, test_labels), classes)
+    run_metrics["model"] = run_metrics["options"]["model"] = "vgg16"
+    run_metrics["options"]["weights"] = f"{home}/weights/<b id=planted-weights>w</b>.pt"
+    (train_dir / "metrics.json").write_text(json.dumps(run_metrics))
+    provenance.write(
+        train_dir / "provenance.json", provenance.collect("train", ["numpy"], run="base", seed=0)
+    )
+    analysis = {"data_dir": str(data_dir), "run_dir": str(train_dir), "out_dir": str(train_dir / "analysis"),
+                "run": "base", "seed": 0, "options": {"top_k": 1, "calibration_bins": 5, "mistakes": 4}}  # fmt: skip
+    runner.execute(REPO / "notebooks" / "analyze.ipynb", logs / "analyze" / "base" / "seed0.ipynb", analysis)
+
+    runs = [{"name": "base", "seed": 0, "train_dir": str(train_dir), "analysis_dir": str(train_dir / "analysis"),
+             "target_accuracy": 0.5, "hypothesis": HOSTILE["run_hypothesis"]}]  # fmt: skip
+    config = {"title": HOSTILE["title"], "objective": {"goal": HOSTILE["goal"], "hypothesis": HOSTILE["hypothesis"]},
+              "dataset": dataset, "runs": {"base": {"seeds": [0], "hypothesis": HOSTILE["run_hypothesis"],
+                                                    "description": HOSTILE["description"]}}}  # fmt: skip
+    params = {"title": config["title"], "objective": config["objective"], "data_dir": str(data_dir), "runs": runs,
+              "config": config, "logs": ["../logs/prepare_data.ipynb", "../logs/analyze/base/seed0.ipynb"],
+              "tensorboard_dir": "results/runs", "provenance_path": str(tmp / "results" / "report.provenance.json")}  # fmt: skip
+    executed, html = tmp / "results" / "report.ipynb", tmp / "results" / "report.html"
+    runner.execute(REPO / "notebooks" / "report.ipynb", executed, params)
+    runner.to_html(executed, html)
+    pages = {"report": html}
+    for name, notebook in (
+        ("prepare_data", logs / "prepare_data.ipynb"),
+        ("analyze", logs / "analyze/base/seed0.ipynb"),
+    ):
+        pages[name] = tmp / f"{name}.html"
+        runner.to_html(notebook, pages[name])  # what Jupyter shows of the executed notebook
+    patch.undo()
+    shared = [
+        html,
+        executed,
+        data_dir / "manifest.json",
+        data_dir / "provenance.json",
+        *logs.rglob("*.ipynb"),
+    ]
+    return {"pages": pages, "shared": shared, "home": home}
+
+
+def test_planted_markup_is_nowhere_live_in_the_report_and_notebooks(hostile):
+    for name, path in hostile["pages"].items():
+        page = Elements(path.read_text())
+        assert page.live() == [], name
+    text = " ".join("".join(Elements(hostile["pages"]["report"].read_text()).text).split())
+    for shown in ("<b id=planted-title>Title</b> $x$", HOSTILE["goal"], HOSTILE["hypothesis"],
+                  "<svg id=planted-run", *CLASS_NAMES, "<b id=planted-weights>w</b>.pt", "<b id=planted-description>"):  # fmt: skip
+        assert " ".join(shown.split()) in text, f"{shown!r} is shown as text"
+    prepare_text = "".join(Elements(hostile["pages"]["prepare_data"].read_text()).text)
+    assert BAD_FILE in prepare_text  # listed as skipped, by its name
+
+
+def test_the_home_folder_is_written_as_tilde_in_everything_shared(hostile):
+    for path in hostile["shared"]:
+        assert str(hostile["home"]) not in path.read_text(errors="replace"), path
+    assert "~/photos" in hostile["pages"]["report"].read_text()
+
+
+@pytest.mark.slow
+def test_a_browser_finds_nothing_live(hostile, tmp_path):
+    import browser
+
+    if not browser.available():
+        pytest.skip(f"no Chromium at {browser.CHROMIUM}")
+    for name, path in hostile["pages"].items():
+        seen = browser.inspect(path, tmp_path / f"{name}.png", probe=PROBE)
+        found = seen["probe"]
+        assert found["planted"] == [] and found["handlers"] == [] and found["scriptLinks"] == 0, name
+        assert found["pwned"] is None, f"{name}: planted script ran"
+        assert seen["console_errors"] == [] and seen["external"] == [], name
+        if name == "report":
+            assert "<b id=planted-title>Title</b>" in found["text"]
+            assert all(class_name in found["text"] for class_name in CLASS_NAMES[:2])
