@@ -225,14 +225,39 @@ def test_high_bit_depth_files_keep_their_tones(array, fmt):
     assert np.abs(decoded - expected).max() <= 2, "a gradient from black to white, not clipped to white"
 
 
-def test_sixteen_bit_rgb_png_keeps_its_colour():
-    rgb16 = np.zeros((8, 8, 3), np.uint16)
-    rgb16[..., 0] = 65535  # pure red at 16 bits per channel, written as a 48-bit PNG through L;16 planes
-    buffer = io.BytesIO()
-    Image.merge("RGB", [Image.fromarray((rgb16[..., c] >> 8).astype(np.uint8)) for c in range(3)]).save(
-        buffer, "PNG"
+def png_16bit(samples: np.ndarray, colour_type: int) -> bytes:
+    """A PNG with 16 bits per sample, written by hand (Pillow writes none with colour):
+    colour type 2 is RGB, 4 grey + alpha, 6 RGBA."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = samples.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples.reshape(height, -1))
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
     )
-    assert tuple(imagefolder.decode_bytes(buffer.getvalue(), 8, "fixed")[0, 0]) == (255, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "colour_type, pixel, expected",
+    [
+        (2, (65535, 32768, 0), (255, 128, 0)),
+        (6, (0, 32768, 65535, 65535), (0, 128, 255)),
+        (4, (32768, 65535), (128,) * 3),
+    ],
+    ids=["rgb-48", "rgba-64", "grey-alpha-32"],
+)
+def test_sixteen_bit_colour_pngs_keep_their_colour(colour_type, pixel, expected):
+    data = png_16bit(np.full((8, 8, len(pixel)), pixel, np.uint16), colour_type)
+    decoded = imagefolder.decode_bytes(data, 8, "fixed")
+    assert np.all(np.abs(decoded.astype(int) - expected) <= 1), decoded[0, 0]
 
 
 # ---------------------------------------------------------------- 6. damaged and stray files
@@ -340,6 +365,12 @@ def test_a_truncated_npz_is_an_error_naming_it(tmp_path, name, keys):
         cache.load_arrays(path, keys)
     with pytest.raises(FileNotFoundError):
         cache.load_arrays(tmp_path / "absent.npz", keys)
+
+
+def test_a_truncated_step_output_read_by_the_report_is_named(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"model": "cifar')
+    with pytest.raises(ValueError, match=f"{tmp_path / 'metrics.json'} is damaged or truncated"):
+        report.load_runs([{"name": "a", "seed": 0, "train_dir": tmp_path, "analysis_dir": tmp_path}])
 
 
 # ---------------------------------------------------------------- 7. degenerate configs

@@ -10,6 +10,14 @@ import numpy as np
 from . import provenance
 
 
+def read_json(path: Path):
+    """A step's JSON output; a truncated or damaged one is an error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is damaged or truncated ({error}); delete it and rerun its step") from error
+
+
 def load_runs(runs: list) -> list:
     """runs: [{name, seed, train_dir, analysis_dir, ...}] → the same dicts with metrics,
     evaluation and the train and analysis steps' provenance loaded from their directories."""
@@ -17,8 +25,8 @@ def load_runs(runs: list) -> list:
     for run in runs:
         train_dir, analysis_dir = Path(run["train_dir"]), Path(run["analysis_dir"])
         record = dict(run)
-        record["metrics"] = json.loads((train_dir / "metrics.json").read_text())
-        record["evaluation"] = json.loads((analysis_dir / "evaluation.json").read_text())
+        record["metrics"] = read_json(train_dir / "metrics.json")
+        record["evaluation"] = read_json(analysis_dir / "evaluation.json")
         record["provenance"] = provenance.read(train_dir / "provenance.json")
         record["analysis_provenance"] = provenance.read(analysis_dir / "provenance.json")
         records.append(record)
@@ -54,9 +62,7 @@ def md(text) -> str:
     that could start markup (a tag, a link, emphasis, a table cell, $math$, an autolink) becomes
     a numeric character reference, which Markdown never reads as structure; line breaks become
     spaces (one would end a table row)."""
-    return "".join(
-        f"&#{ord(c)};" if c in MARKUP_CHARACTERS else " " if c in "\r\n" else c for c in str(text)
-    )
+    return "".join(f"&#{ord(c)};" if c in MARKUP_CHARACTERS else " " if c in "\r\n" else c for c in str(text))
 
 
 def md_code(text) -> str:
