@@ -460,6 +460,8 @@ def test_the_workflow_stops_before_any_job_naming_the_key(tmp_path):
         assert result.returncode != 0 and key in output, output
         assert "prepare_data" not in result.stdout
     assert not (workdir / "results").exists()
+    (workdir / "fine.yaml").write_text(yaml.safe_dump(tiny()))
+    assert "prepare_data" in snakemake(workdir, "-n", "--configfile", "fine.yaml").stdout
 
 
 # ---------------------------------------------------------------- 9. home directory, recovery
