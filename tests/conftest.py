@@ -24,6 +24,13 @@ def demo_data(tmp_path_factory):
     return out
 
 
+def data_dir(workdir: Path, dataset: dict) -> Path:
+    """Where the workflow keeps the prepared data of a dataset spec."""
+    from labbook import book
+
+    return workdir / "results" / "data" / book.dataset_key(dataset)
+
+
 def copy_workflow(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:

@@ -19,16 +19,16 @@ def read_json(path: Path):
 
 
 def load_runs(runs: list) -> list:
-    """runs: [{name, seed, train_dir, analysis_dir, ...}] → the same dicts with metrics,
-    evaluation and the train and analysis steps' provenance loaded from their directories."""
+    """runs: [{name, seed, metrics, evaluation, train_provenance, analysis_provenance, figures,
+    ...}] with the paths of the files each training job's steps wrote → the same dicts with
+    `metrics`, `evaluation`, `provenance` and `analysis_provenance` read from those files."""
     records = []
     for run in runs:
-        train_dir, analysis_dir = Path(run["train_dir"]), Path(run["analysis_dir"])
         record = dict(run)
-        record["metrics"] = read_json(train_dir / "metrics.json")
-        record["evaluation"] = read_json(analysis_dir / "evaluation.json")
-        record["provenance"] = provenance.read(train_dir / "provenance.json")
-        record["analysis_provenance"] = provenance.read(analysis_dir / "provenance.json")
+        record["metrics"] = read_json(Path(run["metrics"]))
+        record["evaluation"] = read_json(Path(run["evaluation"]))
+        record["provenance"] = provenance.read(run["train_provenance"])
+        record["analysis_provenance"] = provenance.read(run["analysis_provenance"])
         records.append(record)
     return records
 
@@ -125,6 +125,28 @@ def results_table(records: list) -> str:
     header = ["run", "model", "seeds", "test accuracy", f"top-{top_k}", "macro F1", "ECE", "parameters",
               "epochs", "train s", "images/s", "device"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+def sweeps(records: list) -> dict:
+    """{sweep's run name: [({option: value}, [test accuracy of each seed], expanded run name)]}
+    for the runs that came from a `sweep:`, in config order."""
+    found = {}
+    for name, group in by_run(records).items():
+        sweep = group[0].get("sweep")
+        if sweep:
+            accuracies = [r["evaluation"]["accuracy"] for r in group]
+            found.setdefault(sweep["run"], []).append((sweep["values"], accuracies, name))
+    return found
+
+
+def sweep_table(points: list) -> str:
+    """One row per combination: the swept values, test accuracy (mean ± sd), the run's name."""
+    keys = list(points[0][0])
+    rows = [
+        [*(md(values[k]) for k in keys), mean_sd(acc, percent=True), len(acc), md(name)]
+        for values, acc, name in points
+    ]
+    return markdown_table([*keys, "test accuracy", "seeds", "run"], rows)
 
 
 def per_class_f1_table(records: list) -> str:
