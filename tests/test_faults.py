@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, snakemake
 from jsonschema import Draft202012Validator
-from labbook import cache, imagefolder, metrics, plots, prepare, report, runner, sources
+from labbook import book, cache, imagefolder, metrics, plots, prepare, report, runner, sources
 from PIL import Image
 
 SCHEMA = Draft202012Validator(yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text()))
@@ -603,21 +603,38 @@ def hostile(tmp_path_factory):
                 "run": "base", "seed": 0, "options": {"top_k": 1, "calibration_bins": 5, "mistakes": 4}}  # fmt: skip
     runner.execute(REPO / "notebooks" / "analyze.ipynb", logs / "analyze" / "base" / "seed0.ipynb", analysis)
 
-    runs = [{"name": "base", "seed": 0, "train_dir": str(train_dir), "analysis_dir": str(train_dir / "analysis"),
+    analysis_dir = train_dir / "analysis"
+    runs = [{"name": "base", "seed": 0, "metrics": str(train_dir / "metrics.json"),
+             "train_provenance": str(train_dir / "provenance.json"),
+             "evaluation": str(analysis_dir / "evaluation.json"),
+             "analysis_provenance": str(analysis_dir / "provenance.json"),
+             "figures": {f: str(analysis_dir / "figures" / f"{f}.png") for f in book.ANALYSIS_FIGURES},
+             "sweep": {"run": "base", "values": {"weights": "<b id=planted-sweep>s</b>"}},
              "target_accuracy": 0.5, "hypothesis": HOSTILE["run_hypothesis"]}]  # fmt: skip
-    config = {"title": HOSTILE["title"], "objective": {"goal": HOSTILE["goal"], "hypothesis": HOSTILE["hypothesis"]},
+    config = {"experiment": "hostile", "title": HOSTILE["title"],
+              "objective": {"goal": HOSTILE["goal"], "hypothesis": HOSTILE["hypothesis"]},
               "dataset": dataset, "runs": {"base": {"seeds": [0], "hypothesis": HOSTILE["run_hypothesis"],
                                                     "description": HOSTILE["description"]}}}  # fmt: skip
-    params = {"title": config["title"], "objective": config["objective"], "data_dir": str(data_dir), "runs": runs,
-              "config": config, "logs": ["../logs/prepare_data.ipynb", "../logs/analyze/base/seed0.ipynb"],
-              "tensorboard_dir": "results/runs", "provenance_path": str(tmp / "results" / "report.provenance.json")}  # fmt: skip
-    executed, html = tmp / "results" / "report.ipynb", tmp / "results" / "report.html"
+    out = tmp / "results" / "hostile"
+    params = {"experiment": "hostile", "title": config["title"], "objective": config["objective"],
+              "data_dir": str(data_dir), "runs": runs, "config": config,
+              "logs": ["logs/prepare_data.ipynb", "logs/analyze/base/seed0.ipynb"],
+              "tensorboard_dir": "results/hostile/runs", "provenance_path": str(out / "report.provenance.json"),
+              "book_entry_path": str(out / "book.json")}  # fmt: skip
+    executed, html = out / "report.ipynb", out / "report.html"
     runner.execute(REPO / "notebooks" / "report.ipynb", executed, params)
     runner.to_html(executed, html)
-    pages = {"report": html}
+    index = tmp / "results" / "index.html"
+    runner.execute(
+        REPO / "notebooks" / "index.ipynb",
+        logs / "index.ipynb",
+        {"entries": [str(out / "book.json")], "out": str(index)},
+    )
+    pages = {"report": html, "index": index}
     for name, notebook in (
         ("prepare_data", logs / "prepare_data.ipynb"),
         ("analyze", logs / "analyze/base/seed0.ipynb"),
+        ("index notebook", logs / "index.ipynb"),
     ):
         pages[name] = tmp / f"{name}.html"
         runner.to_html(notebook, pages[name])  # what Jupyter shows of the executed notebook
@@ -625,6 +642,8 @@ def hostile(tmp_path_factory):
     shared = [
         html,
         executed,
+        index,
+        out / "book.json",
         data_dir / "manifest.json",
         data_dir / "provenance.json",
         *logs.rglob("*.ipynb"),
@@ -640,8 +659,11 @@ def test_planted_markup_is_nowhere_live_in_the_report_and_notebooks(hostile):
     for shown in ("<b id=planted-title>Title</b> $x$", HOSTILE["goal"], HOSTILE["hypothesis"],
                   "<svg id=planted-run", *CLASS_NAMES, "<b id=planted-weights>w</b>.pt", "<b id=planted-description>"):  # fmt: skip
         assert " ".join(shown.split()) in text, f"{shown!r} is shown as text"
+    assert "<b id=planted-sweep>s</b>" in text
     prepare_text = "".join(Elements(hostile["pages"]["prepare_data"].read_text()).text)
     assert BAD_FILE in prepare_text  # listed as skipped, by its name
+    index_text = "".join(Elements(hostile["pages"]["index"].read_text()).text)
+    assert "<b id=planted-title>Title</b>" in index_text
 
 
 def test_the_home_folder_is_written_as_tilde_in_everything_shared(hostile):
