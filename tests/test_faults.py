@@ -370,7 +370,7 @@ def test_a_truncated_npz_is_an_error_naming_it(tmp_path, name, keys):
 def test_a_truncated_step_output_read_by_the_report_is_named(tmp_path):
     (tmp_path / "metrics.json").write_text('{"model": "cifar')
     with pytest.raises(ValueError, match=f"{tmp_path / 'metrics.json'} is damaged or truncated"):
-        report.load_runs([{"name": "a", "seed": 0, "train_dir": tmp_path, "analysis_dir": tmp_path}])
+        report.load_runs([{"name": "a", "seed": 0, "metrics": tmp_path / "metrics.json"}])
 
 
 # ---------------------------------------------------------------- 7. degenerate configs
