@@ -489,6 +489,7 @@ def test_executed_notebooks_write_home_as_tilde(tmp_path, monkeypatch):
     from test_runner import make_notebook
 
     home = tmp_path / "home" / "someone"
+    home.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     source = make_notebook(tmp_path / "n.ipynb", new_code_cell("print(path)\npath"), parameters="path = ''")
     executed = tmp_path / "executed.ipynb"

@@ -91,7 +91,7 @@ def load_arrays(path, names) -> tuple:
     """The named arrays of one .npz; a truncated or damaged file is an error naming it."""
     path = Path(path)
     try:
-        with np.load(path) as npz:
+        with open(path, "rb") as f, np.load(f) as npz:  # np.load(path) leaves a bad file open
             return tuple(npz[name] for name in names)
     except (zipfile.BadZipFile, EOFError, ValueError, KeyError, OSError) as error:
         if isinstance(error, FileNotFoundError):

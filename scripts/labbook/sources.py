@@ -128,5 +128,8 @@ class DigestCache:
         if self.path and self.changed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(self.entries))
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_text(json.dumps(self.entries))
+                os.replace(tmp, self.path)
+            except OSError:  # a full disk: the cache only saves time, the next run hashes again
+                tmp.unlink(missing_ok=True)
