@@ -462,6 +462,9 @@ def test_the_workflow_stops_before_any_job_naming_the_key(tmp_path):
     assert not (workdir / "results").exists()
     (workdir / "fine.yaml").write_text(yaml.safe_dump(tiny()))
     assert "prepare_data" in snakemake(workdir, "-n", "--configfile", "fine.yaml").stdout
+    write_png(root / "train" / odd_name("bees") / f"{odd_name('photo')}.png")  # names not UTF-8
+    (workdir / "odd.yaml").write_text(yaml.safe_dump(imagefolder_config(root, top_k=1)))
+    assert "prepare_data" in snakemake(workdir, "-n", "--configfile", "odd.yaml").stdout
 
 
 # ---------------------------------------------------------------- 9. home directory, recovery
