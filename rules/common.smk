@@ -34,6 +34,8 @@ def workflow_path(relative):
         return str(path)
 
 
+# MD5s of dataset and prediction images, remembered by size and mtime (labbook.sources).
+DIGEST_CACHE = ".snakemake/labbook/source-md5.json"
 EXPERIMENT = config["experiment"]
 EXPERIMENT_DIR = f"results/{EXPERIMENT}"
 DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
@@ -75,7 +77,9 @@ def code_hash(*modules):
 
 def run_seeds():
     """[(run, seed)] for every training job, in config order (sweeps expanded)."""
-    return [(run, seed) for run, spec in RUNS.items() for seed in spec["seeds"]]
+    return [
+        (run, seed) for run, spec in RUNS.items() for seed in spec.get("seeds", [0])
+    ]
 
 
 def each_job(pattern):
@@ -186,3 +190,61 @@ def book_entries():
 wildcard_constraints:
     run="|".join(re.escape(run) for run in RUNS),
     seed=r"\d+",
+
+
+# ---------------------------------------------------------------- predict (rules/predict.smk)
+PREDICT_DIR = f"{EXPERIMENT_DIR}/predict"
+
+
+def predict_options():
+    """The config's predict: block (schema defaults filled in); an error naming what is missing."""
+    if "predict" not in config:
+        raise ValueError(
+            "`snakemake predict` needs a predict: block in the config, e.g.\n"
+            "predict:\n  images: path/to/new/images"
+        )
+    return config["predict"]
+
+
+def predict_candidates():
+    """[{run, seed, dir}] the step chooses from: every training job (run: best), the named run's
+    seeds, or every run a named sweep expands to."""
+    run = predict_options()["run"]
+    swept = [name for name, sweep in SWEEPS.items() if sweep["run"] == run]
+    wanted = RUNS if run == "best" else [run] if run in RUNS else swept
+    if not wanted:
+        raise ValueError(
+            f"predict: run {run!r} is not a run of this config; runs: {sorted(config['runs'])}"
+        )
+    return [
+        {"run": name, "seed": seed, "dir": RUN_DIR.format(run=name, seed=seed)}
+        for name, seed in run_seeds()
+        if name in wanted
+    ]
+
+
+def predict_inputs(wildcards):
+    """Each candidate's metrics and portable model, from the train rule's outputs."""
+    train = rules.train.output
+    return [
+        path.format(run=candidate["run"], seed=candidate["seed"])
+        for candidate in predict_candidates()
+        for path in (train.metrics, train.program, train.program_info)
+    ]
+
+
+def predict_params(wildcards):
+    options = predict_options()
+    images = options["images"]
+    return as_json(
+        {
+            "images": [images] if isinstance(images, str) else images,
+            "candidates": predict_candidates(),
+            # A named sweep: the best of its runs.
+            "run": options["run"] if options["run"] in RUNS else "best",
+            "top_k": options["top_k"],
+            "batch_size": options["batch_size"],
+            "device": options["device"],
+            "out_dir": PREDICT_DIR,
+        }
+    )

@@ -26,8 +26,6 @@ rule prepare_data:
         ),
         # The source files' content: new, removed or edited images rerun data prep and what
         # follows; MD5s are remembered by size and mtime, so touching a file reruns nothing.
-        source=source_fingerprint(
-            config["dataset"], digest_cache=".snakemake/labbook/source-md5.json"
-        ),
+        source=source_fingerprint(config["dataset"], digest_cache=DIGEST_CACHE),
     shell:
         notebook_command()

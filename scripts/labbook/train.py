@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, models
+from . import cache, export, models
 
 
 @dataclass(frozen=True)
@@ -415,6 +415,7 @@ def train(
 
     test_loss, test_acc, logits = evaluate(model, test_data, opts)
     cache.atomic_write(out_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
+    export.write_portable(out_dir / "model.pt", opts, manifest, seed, out_dir)  # model.pt2 + .json
     predictions = {"logits": logits.numpy().astype(np.float32), "labels": test_labels.astype(np.int64)}
     cache.atomic_write(out_dir / "predictions.npz", lambda f: np.savez(f, **predictions))
     metrics = {
