@@ -20,6 +20,7 @@ LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the library's standard-library layer while building the graph.
 sys.path.insert(0, str(LIBRARY.parent))
 from labbook import book, limits
+from labbook.prepare import check_config
 
 
 def workflow_path(relative):
@@ -42,6 +43,8 @@ DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
 # swept key that is no training option, or a value of the wrong type, stops here naming it).
 RUNS, SWEEPS = book.expand_runs(config["runs"])
 validate({**config, "runs": RUNS}, "../schemas/config.schema.yaml")
+# What the schema cannot see (class count, top_k, memory of image_size), before any job runs.
+check_config(config)
 
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed

@@ -84,11 +84,36 @@ def check_parameters(notebook, params: dict) -> None:
 
 def execute(notebook, executed, params: dict) -> None:
     """Check, then execute; raises RuntimeError naming the executed notebook on failure."""
-    import papermill
-
     check_parameters(notebook, params)
     start_timeout = kernel_start_timeout()
     Path(executed).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _execute(notebook, executed, params, start_timeout)
+    finally:
+        if Path(executed).exists():
+            scrub_home(executed)
+
+
+def scrub_home(executed) -> None:
+    """The executed notebook with the home directory written as ~ (parameters, code, output),
+    as in provenance: paths under it would name the user. Images are left as they are."""
+    from .provenance import scrub
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: v if k.startswith("image/") else walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return scrub(value)
+
+    path = Path(executed)
+    notebook = walk(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def _execute(notebook, executed, params: dict, start_timeout: int) -> None:
+    import papermill
+
     try:
         papermill.execute_notebook(
             str(notebook),
