@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -104,8 +105,9 @@ def scrub(value, home=None):
         return {key: scrub(item, home) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(item, home) for item in value]
-    if isinstance(value, str) and home not in ("", "/"):
-        return value.replace(home, "~")
+    if isinstance(value, str) and home not in ("", "/") and home in value:
+        # the home folder itself, not /home/al inside /home/alice
+        return re.sub(re.escape(home.rstrip("/")) + r"(?=$|[/\s\"'`,;:)\]}<>|])", "~", value)
     return value
 
 
