@@ -85,6 +85,7 @@ class TrainOptions:
     )
     deterministic: bool = option(False, "deterministic algorithms and cuDNN flags")
     log_every: int = option(50, "train-loss logging interval, in steps", minimum=1)
+    keep_checkpoint: bool = option(False, "keep checkpoint.pt after the run's outputs are written")
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "") -> "TrainOptions":
@@ -105,7 +106,9 @@ class TrainOptions:
         for module in ("train.py", "models.py", "options.py"):
             code.update((Path(__file__).parent / module).read_bytes())
         code.update(model_file_hash(self.model).encode())
-        text = json.dumps([dataclasses.asdict(self), seed, data_hash, code.hexdigest()], sort_keys=True)
+        options = dataclasses.asdict(self)
+        del options["keep_checkpoint"]  # what happens after training does not change a checkpoint
+        text = json.dumps([options, seed, data_hash, code.hexdigest()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
