@@ -35,7 +35,7 @@ def counted(model: torch.nn.Module, side: int) -> float:
     return 2 * macs / 1e9
 
 
-@pytest.mark.parametrize("name", [*models.LABBOOK_MODELS, *limits.MODELS])
+@pytest.mark.parametrize("name", sorted({*models.LABBOOK_MODELS, *limits.MODELS}))
 def test_the_cost_table_matches_every_model(name):
     """A new or changed model of labbook's own must come with its row here, or estimates lie
     (torchvision's others are estimated as VGG16)."""

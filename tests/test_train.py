@@ -195,12 +195,15 @@ def test_precision_auto_is_fp32_on_a_cpu_and_bf16_there_warns_in_log_and_metrics
 
 
 def model_inputs(monkeypatch) -> list:
-    """Every batch train() feeds its model, recorded by a forward pre-hook."""
-    seen, build = [], train.models.build
+    """Every batch train() feeds the model it trains, recorded by a forward pre-hook (on the
+    first model built: the export after training builds its own)."""
+    seen, built, build = [], [], train.models.build
 
     def recording_build(*args, **kwargs):
         model = build(*args, **kwargs)
-        model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().clone()))
+        if not built:
+            model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().clone()))
+        built.append(model)
         return model
 
     monkeypatch.setattr(train.models, "build", recording_build)
@@ -235,3 +238,5 @@ def test_pretrained_weights_get_their_normalization_not_the_datasets(demo_data, 
         expected = (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
         assert torch.allclose(seen[-1], expected, atol=1e-5), weights  # the last pass: the whole test split
         assert metrics["inputs"]["mean"] == pytest.approx(mean) and metrics["inputs"]["input_size"] == 32
+        portable = json.loads((tmp_path / weights / "model.json").read_text())  # what a receiver applies
+        assert portable["mean"] == pytest.approx(mean) and portable["std"] == pytest.approx(std)
