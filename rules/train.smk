@@ -26,7 +26,9 @@ rule train:
         mem_mb=limit("train", "mem_mb"),
     params:
         notebook=train_params,
-        code=code_hash("train", "models", "options", "cache", "plots", "export", "gpustats"),
+        code=code_hash(
+            "train", "models", "options", "cache", "plots", "export", "gpustats"
+        ),
         # A user's own model file (model: file.py:Name): editing it reruns this run only.
         model_file=lambda wc: options.model_file_hash(train_options(wc.run)["model"]),
     shell:

@@ -110,6 +110,7 @@ def test_changed_source_files_rerun_data_prep_identical_ones_do_not(tmp_path, mo
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["dataset"] = PHOTOS
     config["train"]["input_size"] = 32  # CIFARNet takes 32×32 only; these photos are stored smaller
+    config["analysis"]["top_k"] = 1  # two classes
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     manifest = data_dir(workdir, PHOTOS) / "manifest.json"
