@@ -105,6 +105,17 @@ def test_rerun_only_what_changed(workflow):
     assert jobs_that_ran(workdir, edit_training_code) == set(JOB_OUTPUTS) - {"prepare_data"}
 
 
+def test_a_change_of_cores_reruns_nothing(workflow):
+    """Threads follow --cores, but no step's params or outputs do: nothing reruns."""
+    workdir, _ = workflow
+    before = {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()}
+    for cores in ("1", "3"):
+        result = snakemake(workdir, "--cores", cores)  # the last --cores given wins
+        assert f"Provided cores: {cores}" in result.stdout + result.stderr
+        assert "Nothing to be done" in result.stdout + result.stderr
+    assert {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()} == before
+
+
 def test_a_failing_step_keeps_its_notebook_and_loses_nothing(workflow):
     workdir, _ = workflow
     config_text = (workdir / "config.yaml").read_text()
