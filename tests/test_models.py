@@ -31,9 +31,7 @@ def test_simplecnn_pools_to_a_32_unit_linear():
 
 
 def trainable_convs(model):
-    return [
-        i for i, m in enumerate(model.features) if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad
-    ]
+    return [i for i, m in enumerate(model.features) if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad]
 
 
 def test_vgg16_head_and_trainable_blocks():

@@ -134,5 +134,7 @@ def test_changed_source_files_rerun_data_prep_identical_ones_do_not(tmp_path, mo
 @pytest.mark.parametrize("name", ["cifar10.yaml", "imagefolder.yaml"])
 def test_shipped_config_plans_the_whole_workflow(tmp_path, name):
     workdir = copy_workflow(tmp_path / "workflow")
-    result = snakemake(workdir, "-n", "--configfile", str(REPO / "configs" / name))
+    result = snakemake(
+        workdir, "-n", "--configfile", str(REPO / "configs" / name)
+    )
     assert "prepare_data" in result.stdout and "report" in result.stdout
