@@ -1,7 +1,8 @@
-# labbook: one experiment as a workflow of papermill notebooks.
-#   snakemake --cores 4                  run it here (the venv from requirements.txt)
+# labbook: a book of experiments, each a workflow of papermill notebooks.
+#   snakemake --cores 4                  run the experiment in config.yaml (the venv's python)
 #   snakemake --use-conda --cores 4      each step in its own pinned conda env (envs/)
 #   snakemake --profile profiles/slurm   submit it to a Slurm cluster
+# Outputs: results/<experiment>/ (runs, report), results/data/ (shared), results/index.html.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -20,8 +21,10 @@ include: "rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/report.html",
+        rules.report.output.html,
+        INDEX,
 
 
 onsuccess:
-    print(f"\nThe report: {Path('results/report.html').resolve()}")
+    print(f"\nThe report: {Path(rules.report.output.html).resolve()}")
+    print(f"The lab book: {Path(INDEX).resolve()}")

@@ -4,20 +4,42 @@
 # takes input, output, threads or resources ("derived"), so a change there would rerun nothing.
 import hashlib
 import json
+import os
+import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-LIBRARY = Path(workflow.basedir) / "scripts" / "labbook"
-DATA_DIR = f"results/data/{config['dataset']['name']}"
-RUN_KEYS = (
-    "seeds",
-    "target_accuracy",
-    "hypothesis",
-    "description",
-)  # not training options
+# The workflow's own files (notebooks, library) are found from this file, not from the working
+# directory, so `--directory elsewhere` and use as a Snakemake `module` work.
+WORKFLOW_DIR = Path(workflow.current_basedir).parent.resolve()
+LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
+# Snakemake's own Python imports the library's standard-library layer while building the graph.
+sys.path.insert(0, str(LIBRARY.parent))
+from labbook import book
+
+
+def workflow_path(relative):
+    """A file of the workflow, as a path relative to the working directory where it lies below
+    it: recorded inputs and shell commands then stay the same when the whole project is copied
+    or moved, so nothing reruns for that."""
+    path = WORKFLOW_DIR / relative
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+EXPERIMENT = config["experiment"]
+EXPERIMENT_DIR = f"results/{EXPERIMENT}"
+DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
+# Sweeps expanded: one run per combination of values, each checked like a run of its own (a
+# swept key that is no training option, or a value of the wrong type, stops here naming it).
+RUNS, SWEEPS = book.expand_runs(config["runs"])
+validate({**config, "runs": RUNS}, "../schemas/config.schema.yaml")
 
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
@@ -25,8 +47,9 @@ RUN_KEYS = (
 # PYTHONPATH is set here because Snakemake strips it from conda jobs.
 def notebook_command(extra=""):
     return (
-        f"PYTHONPATH={LIBRARY.parent} python -m labbook.runner {{input.notebook}} {{log.notebook}}"
-        f" --params {{params.notebook:q}} --threads {{threads}} {extra} > {{log.stdout}} 2>&1"
+        f"PYTHONPATH={workflow_path('scripts')} python -m labbook.runner {{input.notebook:q}}"
+        f" {{log.notebook:q}} --params {{params.notebook:q}} --threads {{threads}} {extra}"
+        " > {log.stdout:q} 2>&1"
     )
 
 
@@ -34,7 +57,9 @@ def notebook_command(extra=""):
 # counts GPUs, this picks which one, through CUDA_VISIBLE_DEVICES. `env` carries the command's
 # own VAR=value prefix (PYTHONPATH) through the wrapper, which sets PYTHONPATH for itself too.
 def on_own_gpu(command):
-    return f"PYTHONPATH={LIBRARY.parent} python -m labbook.gpus -- env {command}"
+    return (
+        f"PYTHONPATH={workflow_path('scripts')} python -m labbook.gpus -- env {command}"
+    )
 
 
 def code_hash(*modules):
@@ -46,57 +71,115 @@ def code_hash(*modules):
 
 
 def run_seeds():
-    """[(run, seed)] for every training job, in config order."""
-    return [
-        (run, seed)
-        for run, spec in config["runs"].items()
-        for seed in spec.get("seeds", [0])
-    ]
+    """[(run, seed)] for every training job, in config order (sweeps expanded)."""
+    return [(run, seed) for run, spec in RUNS.items() for seed in spec["seeds"]]
 
 
-def train_options(run):
-    """The run's training options: the `train:` defaults with the run's own values on top."""
-    spec = {k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}
-    return {**config["train"], **spec}
-
-
-def run_dir(run, seed):
-    return f"results/runs/{run}/seed{seed}"
+def each_job(pattern):
+    """One path per training job from a rule's output pattern with {run} and {seed}."""
+    return [pattern.format(run=run, seed=seed) for run, seed in run_seeds()]
 
 
 def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# Where each step writes: one training job's folder, its analysis, the report, the lab book.
+RUN_DIR = f"{EXPERIMENT_DIR}/runs/{{run}}/seed{{seed}}"
+ANALYSIS_DIR = f"{RUN_DIR}/analysis"
+REPORT_PROVENANCE = f"{EXPERIMENT_DIR}/report.provenance.json"
+BOOK_ENTRY = f"{EXPERIMENT_DIR}/book.json"
+INDEX = "results/index.html"
+
+
+def train_params(wildcards):
+    return as_json(
+        {
+            "data_dir": DATA_DIR,
+            "out_dir": RUN_DIR.format(**wildcards),
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            "options": book.training_options(config["train"], RUNS[wildcards.run]),
+        }
+    )
+
+
+def analysis_figure(name):
+    return report(
+        f"{ANALYSIS_DIR}/figures/{name}.png",
+        caption=f"report/{name}.rst",
+        category="Analysis",
+        subcategory="{run} seed {seed}",
+        labels={
+            "run": "{run}",
+            "seed": "{seed}",
+            "figure": book.ANALYSIS_FIGURES[name],
+        },
+    )
+
+
+def analysis_params(wildcards):
+    return as_json(
+        {
+            "data_dir": DATA_DIR,
+            "run_dir": RUN_DIR.format(**wildcards),
+            "out_dir": ANALYSIS_DIR.format(**wildcards),
+            "run": wildcards.run,
+            "seed": int(wildcards.seed),
+            "options": config["analysis"],
+        }
+    )
+
+
+def job_files(run, seed):
+    """The files of one training job the report reads, from the rules that write them."""
+    wildcards = {"run": run, "seed": seed}
+    analysis = rules.analyze.output
+    return {
+        "metrics": rules.train.output.metrics.format(**wildcards),
+        "train_provenance": rules.train.output.provenance.format(**wildcards),
+        "evaluation": analysis.evaluation.format(**wildcards),
+        "analysis_provenance": analysis.provenance.format(**wildcards),
+        "figures": {
+            name: getattr(analysis, name).format(**wildcards)
+            for name in book.ANALYSIS_FIGURES
+        },
+    }
+
+
 def report_runs():
-    """What the report needs to know of each training job: where its files are, its target."""
-    runs = []
-    for run, seed in run_seeds():
-        spec = config["runs"][run]
-        runs.append(
-            {
-                "name": run,
-                "seed": seed,
-                "train_dir": run_dir(run, seed),
-                "analysis_dir": f"{run_dir(run, seed)}/analysis",
-                "target_accuracy": spec.get("target_accuracy"),
-                "hypothesis": spec.get("hypothesis", ""),
-            }
-        )
-    return runs
+    """What the report needs of each training job: its files, its target, its sweep."""
+    return [
+        {
+            "name": run,
+            "seed": seed,
+            "target_accuracy": RUNS[run].get("target_accuracy"),
+            "hypothesis": RUNS[run].get("hypothesis", ""),
+            "sweep": SWEEPS.get(run),
+            **job_files(run, seed),
+        }
+        for run, seed in run_seeds()
+    ]
 
 
 def step_notebooks():
-    """Executed notebooks of every step, relative to results/ where the report lives."""
-    paths = ["../logs/prepare_data/prepare_data.ipynb"]
+    """Executed notebooks of every step, relative to the report's folder (appendix links)."""
+    paths = [rules.prepare_data.log.notebook]
     for run, seed in run_seeds():
         paths += [
-            f"../logs/train/{run}/seed{seed}.ipynb",
-            f"../logs/analyze/{run}/seed{seed}.ipynb",
+            rules.train.log.notebook.format(run=run, seed=seed),
+            rules.analyze.log.notebook.format(run=run, seed=seed),
         ]
-    return paths
+    return [os.path.relpath(path, EXPERIMENT_DIR) for path in paths]
+
+
+def book_entries():
+    """Every experiment's book.json on disk, and this experiment's: the index lists them all,
+    and reruns when any of them is rebuilt."""
+    on_disk = {str(path) for path in Path("results").glob("*/book.json")}
+    return sorted(on_disk | {BOOK_ENTRY})
 
 
 wildcard_constraints:
-    run="|".join(config["runs"]),
+    run="|".join(re.escape(run) for run in RUNS),
     seed=r"\d+",

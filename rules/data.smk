@@ -1,23 +1,21 @@
 # The data step's source fingerprint is computed here, when the job graph is built: a change of
 # the dataset's files then reruns data prep and what follows (Snakemake records params).
-import sys
-
-sys.path.insert(0, str(LIBRARY.parent))
+# Its folder is keyed by the dataset spec, so experiments with the same spec share it.
 from labbook.prepare import source_fingerprint
 
 
 rule prepare_data:
     input:
-        notebook="notebooks/prepare_data.ipynb",
+        notebook=workflow_path("notebooks/prepare_data.ipynb"),
     output:
         manifest=f"{DATA_DIR}/manifest.json",
         train=f"{DATA_DIR}/train.npz",
         test=f"{DATA_DIR}/test.npz",
     log:
-        notebook="logs/prepare_data/prepare_data.ipynb",
-        stdout="logs/prepare_data/prepare_data.log",
+        notebook=f"{DATA_DIR}/logs/prepare_data.ipynb",
+        stdout=f"{DATA_DIR}/logs/prepare_data.log",
     benchmark:
-        "benchmarks/prepare_data.tsv"
+        f"{DATA_DIR}/logs/prepare_data.benchmark.tsv"
     conda:
         "../envs/data.yaml"
     threads: 4

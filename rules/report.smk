@@ -1,56 +1,68 @@
-# The lab report, and the workflow-level text of Snakemake's own report
-# (`snakemake --report results/snakemake-report.zip`).
+# The lab report, the experiment's entry in the lab book, the lab book itself, and the
+# workflow-level text of Snakemake's own report (`snakemake --report report.zip`).
 report: "report/workflow.rst"
 
 
 rule report:
     input:
-        notebook="notebooks/report.ipynb",
+        notebook=workflow_path("notebooks/report.ipynb"),
         manifest=rules.prepare_data.output.manifest,
         train=rules.prepare_data.output.train,
-        metrics=[f"{run_dir(r, s)}/metrics.json" for r, s in run_seeds()],
-        train_provenance=[f"{run_dir(r, s)}/provenance.json" for r, s in run_seeds()],
-        evaluations=[
-            f"{run_dir(r, s)}/analysis/evaluation.json" for r, s in run_seeds()
-        ],
-        analysis_provenance=[
-            f"{run_dir(r, s)}/analysis/provenance.json" for r, s in run_seeds()
-        ],
-        figures=[
-            f"{run_dir(r, s)}/analysis/figures/{figure}.png"
-            for r, s in run_seeds()
-            for figure in ("confusion_matrix", "roc", "reliability", "mistakes")
-        ],
+        metrics=each_job(rules.train.output.metrics),
+        train_provenance=each_job(rules.train.output.provenance),
+        analyses=[each_job(path) for name, path in rules.analyze.output.items()],
     output:
-        notebook="results/report.ipynb",
+        notebook=f"{EXPERIMENT_DIR}/report.ipynb",
         html=report(
-            "results/report.html",
+            f"{EXPERIMENT_DIR}/report.html",
             caption="report/lab_report.rst",
             category="Lab report",
         ),
-        provenance="results/report.provenance.json",  # also in params: keep in step
+        provenance=REPORT_PROVENANCE,
+        book_entry=BOOK_ENTRY,
     log:
-        notebook="logs/report/report.ipynb",
-        stdout="logs/report/report.log",
+        notebook=f"{EXPERIMENT_DIR}/logs/report/report.ipynb",
+        stdout=f"{EXPERIMENT_DIR}/logs/report/report.log",
     benchmark:
-        "benchmarks/report.tsv"
+        f"{EXPERIMENT_DIR}/benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
     threads: 1
     params:
         notebook=as_json(
             {
+                "experiment": EXPERIMENT,
                 "title": config["title"],
                 "objective": config["objective"],
                 "data_dir": DATA_DIR,
                 "runs": report_runs(),
                 "config": config,
                 "logs": step_notebooks(),
-                "tensorboard_dir": "results/runs",
-                "provenance_path": "results/report.provenance.json",
+                "tensorboard_dir": f"{EXPERIMENT_DIR}/runs",
+                "provenance_path": REPORT_PROVENANCE,
+                "book_entry_path": BOOK_ENTRY,
             }
         ),
-        code=code_hash("report", "plots", "cache"),
+        code=code_hash("report", "plots", "cache", "book"),
     shell:
-        notebook_command("--html {output.html}")
-        + " && cp {log.notebook} {output.notebook}"
+        notebook_command("--html {output.html:q}")
+        + " && cp {log.notebook:q} {output.notebook:q}"
+
+
+rule index:
+    input:
+        notebook=workflow_path("notebooks/index.ipynb"),
+        entries=book_entries(),
+    output:
+        INDEX,
+    log:
+        notebook=f"{EXPERIMENT_DIR}/logs/index/index.ipynb",
+        stdout=f"{EXPERIMENT_DIR}/logs/index/index.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        notebook=as_json({"entries": book_entries(), "out": INDEX}),
+        code=code_hash("book", "cache"),
+    shell:
+        notebook_command()

@@ -1,34 +1,26 @@
 rule train:
     input:
-        notebook="notebooks/train.ipynb",
+        notebook=workflow_path("notebooks/train.ipynb"),
         manifest=rules.prepare_data.output.manifest,
         train=rules.prepare_data.output.train,
         test=rules.prepare_data.output.test,
     output:
-        model="results/runs/{run}/seed{seed}/model.pt",
-        metrics="results/runs/{run}/seed{seed}/metrics.json",
-        predictions="results/runs/{run}/seed{seed}/predictions.npz",
-        provenance="results/runs/{run}/seed{seed}/provenance.json",
+        model=f"{RUN_DIR}/model.pt",
+        metrics=f"{RUN_DIR}/metrics.json",
+        predictions=f"{RUN_DIR}/predictions.npz",
+        provenance=f"{RUN_DIR}/provenance.json",
     log:
-        notebook="logs/train/{run}/seed{seed}.ipynb",
-        stdout="logs/train/{run}/seed{seed}.log",
+        notebook=f"{EXPERIMENT_DIR}/logs/train/{{run}}/seed{{seed}}.ipynb",
+        stdout=f"{EXPERIMENT_DIR}/logs/train/{{run}}/seed{{seed}}.log",
     benchmark:
-        "benchmarks/train/{run}/seed{seed}.tsv"
+        f"{EXPERIMENT_DIR}/benchmarks/train/{{run}}/seed{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
     params:
-        notebook=lambda wc: as_json(
-            {
-                "data_dir": DATA_DIR,
-                "out_dir": run_dir(wc.run, wc.seed),
-                "run": wc.run,
-                "seed": int(wc.seed),
-                "options": train_options(wc.run),
-            }
-        ),
+        notebook=train_params,
         code=code_hash("train", "models", "cache", "plots"),
     shell:
         on_own_gpu(notebook_command())

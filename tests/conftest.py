@@ -33,6 +33,13 @@ def demo_report(demo_data, tmp_path_factory):
     return report_demo.build(demo_data, tmp_path_factory.mktemp("report"))
 
 
+def data_dir(workdir: Path, dataset: dict) -> Path:
+    """Where the workflow keeps the prepared data of a dataset spec."""
+    from labbook import book
+
+    return workdir / "results" / "data" / book.dataset_key(dataset)
+
+
 def copy_workflow(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:

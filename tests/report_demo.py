@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from labbook import cache, metrics, provenance, runner
+from labbook import book, cache, metrics, provenance, runner
 
 REPO = Path(__file__).resolve().parents[1]
 # A value no report or provenance record may ever contain (see test_report.py).
@@ -48,7 +48,7 @@ def build(data_dir: Path, root: Path) -> Path:
         for seed in spec["seeds"]:
             rng = np.random.default_rng(seed)
             logits = signal + rng.normal(0, spec["noise"], signal.shape)
-            train_dir = root / "results" / "runs" / name / f"seed{seed}"
+            train_dir = root / "results" / "fabricated" / "runs" / name / f"seed{seed}"
             train_dir.mkdir(parents=True)
             np.savez(train_dir / "predictions.npz", logits=logits, labels=test_labels)
             accuracy = metrics.accuracy(logits, test_labels)
@@ -61,18 +61,25 @@ def build(data_dir: Path, root: Path) -> Path:
                       "run": name, "seed": seed, "options": {"top_k": 3, "calibration_bins": 10, "mistakes": 8}}  # fmt: skip
             runner.execute(
                 REPO / "notebooks" / "analyze.ipynb",
-                root / "logs" / "analyze" / name / f"seed{seed}.ipynb",
+                root / "results" / "fabricated" / "logs" / "analyze" / name / f"seed{seed}.ipynb",
                 params,
             )
-            runs.append({"name": name, "seed": seed, "train_dir": str(train_dir),
-                         "analysis_dir": str(train_dir / "analysis"), "target_accuracy": spec["target_accuracy"],
-                         "hypothesis": spec["hypothesis"]})  # fmt: skip
+            analysis = train_dir / "analysis"
+            runs.append({"name": name, "seed": seed, "metrics": str(train_dir / "metrics.json"),
+                         "train_provenance": str(train_dir / "provenance.json"),
+                         "evaluation": str(analysis / "evaluation.json"),
+                         "analysis_provenance": str(analysis / "provenance.json"),
+                         "figures": {f: str(analysis / "figures" / f"{f}.png") for f in book.ANALYSIS_FIGURES},
+                         "target_accuracy": spec["target_accuracy"], "hypothesis": spec["hypothesis"]})  # fmt: skip
     config = {"title": "Fabricated runs", "runs": {n: {"seeds": s["seeds"]} for n, s in RUNS.items()}}
-    params = {"title": "Fabricated runs", "objective": {"goal": "Test the report.", "hypothesis": "None."},
+    out = root / "results" / "fabricated"
+    params = {"experiment": "fabricated", "title": "Fabricated runs",
+              "objective": {"goal": "Test the report.", "hypothesis": "None."},
               "data_dir": str(data_dir), "runs": runs, "config": config,
-              "logs": ["../logs/analyze/baseline/seed0.ipynb"], "tensorboard_dir": "results/runs",
-              "provenance_path": str(root / "results" / "report.provenance.json")}  # fmt: skip
-    executed, html = root / "results" / "report.ipynb", root / "results" / "report.html"
+              "logs": ["logs/analyze/baseline/seed0.ipynb"], "tensorboard_dir": "results/fabricated/runs",
+              "provenance_path": str(out / "report.provenance.json"),
+              "book_entry_path": str(out / "book.json")}  # fmt: skip
+    executed, html = out / "report.ipynb", out / "report.html"
     runner.execute(REPO / "notebooks" / "report.ipynb", executed, params)
     runner.to_html(executed, html)
     return html

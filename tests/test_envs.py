@@ -63,7 +63,7 @@ def rule_env(body: str) -> Path:
 
 
 def rule_notebook(body: str) -> Path:
-    return REPO / re.search(r"notebook=\"(notebooks/[^\"]+\.ipynb)\"", body).group(1)
+    return REPO / re.search(r"notebook=workflow_path\(\"(notebooks/[^\"]+\.ipynb)\"\)", body).group(1)
 
 
 def env_dependencies(env_file: Path) -> dict:
@@ -241,7 +241,7 @@ def test_the_import_walk_sees_what_it_should():
 
 # ------------------------------------------------------------------ isolation run
 ENV_CACHE = Path(os.environ.get("LABBOOK_ENV_CACHE", Path.home() / ".cache" / "labbook-envs"))
-STEP_ORDER = ["prepare_data", "train", "analyze", "report"]
+STEP_ORDER = ["prepare_data", "train", "analyze", "report", "index"]
 
 
 def env_venv(env_file: Path) -> Path:
@@ -305,5 +305,5 @@ def test_isolation_run_venv_per_conda_env_file_not_a_conda_solve(tmp_path):
             f"isolation run (venv per conda env file, not a conda solve): step {step} failed with only "
             f"{env_file.name}'s packages:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}\n{logs}"
         )
-    assert (work / "results" / "report.html").is_file()
+    assert (work / "results" / "tiny" / "report.html").is_file()
     print(f"isolation run (venv per conda env file — not a conda solve), seconds: {timings}")

@@ -118,7 +118,7 @@ def test_workflow_gives_each_training_job_its_own_device(tmp_path):
     env.pop("PYTHONPATH")
     # the rules call `python`: this venv's, also when pytest was started without activating it
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    targets = ["results/runs/cifarnet/seed0/metrics.json", "results/runs/vgg16/seed0/metrics.json"]
+    targets = ["results/tiny/runs/cifarnet/seed0/metrics.json", "results/tiny/runs/vgg16/seed0/metrics.json"]
     result = subprocess.run(
         [*SNAKEMAKE, *targets, "--cores", "2", "--resources", "gpu=2", "--set-threads", "train=1"],
         cwd=work,
@@ -130,7 +130,8 @@ def test_workflow_gives_each_training_job_its_own_device(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     claimed = [
         re.search(
-            r"labbook.gpus: CUDA_VISIBLE_DEVICES=(\S+)", (work / "logs/train" / run / "seed0.log").read_text()
+            r"labbook.gpus: CUDA_VISIBLE_DEVICES=(\S+)",
+            (work / "results/tiny/logs/train" / run / "seed0.log").read_text(),
         )
         for run in ("cifarnet", "vgg16")
     ]

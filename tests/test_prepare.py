@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, data_dir, snakemake
 from jsonschema import Draft202012Validator
 from labbook import prepare
 from PIL import Image
@@ -91,9 +91,12 @@ def write_photos(root: Path) -> None:
                 image.save(root / split / name / f"{i}.jpg")
 
 
+PHOTOS = {"name": "photos", "kind": "imagefolder", "root": "photos", "image_size": 16}
+
+
 def prep_would_run(workdir: Path) -> bool:
     """Whether a dry run of the data step's output plans the data step."""
-    result = snakemake(workdir, "-n", "results/data/photos/manifest.json")
+    result = snakemake(workdir, "-n", str(data_dir(Path(), PHOTOS) / "manifest.json"))
     return "prepare_data" in result.stdout
 
 
@@ -105,11 +108,11 @@ def test_changed_source_files_rerun_data_prep_identical_ones_do_not(tmp_path, mo
     workdir = copy_workflow(tmp_path / "workflow")
     write_photos(workdir / "photos")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["dataset"] = {"name": "photos", "kind": "imagefolder", "root": "photos", "image_size": 16}
+    config["dataset"] = PHOTOS
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    snakemake(workdir, "results/data/photos/manifest.json")
-    manifest = workdir / "results/data/photos/manifest.json"
+    manifest = data_dir(workdir, PHOTOS) / "manifest.json"
+    snakemake(workdir, str(manifest.relative_to(workdir)))
     assert manifest.exists()
     assert not prep_would_run(workdir)
 
@@ -122,7 +125,7 @@ def test_changed_source_files_rerun_data_prep_identical_ones_do_not(tmp_path, mo
     Image.new("RGB", (50, 40), (0, 255, 0)).save(image)  # new content
     assert prep_would_run(workdir)
     built = manifest.stat().st_mtime_ns
-    snakemake(workdir, "results/data/photos/manifest.json")
+    snakemake(workdir, str(manifest.relative_to(workdir)))
     assert manifest.stat().st_mtime_ns != built
     assert not prep_would_run(workdir)
 
@@ -134,7 +137,5 @@ def test_changed_source_files_rerun_data_prep_identical_ones_do_not(tmp_path, mo
 @pytest.mark.parametrize("name", ["cifar10.yaml", "imagefolder.yaml"])
 def test_shipped_config_plans_the_whole_workflow(tmp_path, name):
     workdir = copy_workflow(tmp_path / "workflow")
-    result = snakemake(
-        workdir, "-n", "--configfile", str(REPO / "configs" / name)
-    )
+    result = snakemake(workdir, "-n", "--configfile", str(REPO / "configs" / name))
     assert "prepare_data" in result.stdout and "report" in result.stdout

@@ -105,14 +105,17 @@ def test_report_follows_the_lab_notebook_structure(demo_report):
     assert (
         "★ best" in html and report.SUPPORTED in html and report.NOT_SUPPORTED in html
     )  # best run, verdicts
-    assert "tensorboard --logdir results/runs" in html
-    assert 'href="../logs/analyze/baseline/seed0.ipynb"' in html
+    assert "tensorboard --logdir results/fabricated/runs" in html
+    assert 'href="logs/analyze/baseline/seed0.ipynb"' in html
+    assert (demo_report.parent / "logs/analyze/baseline/seed0.ipynb").is_file(), (
+        "the link leads to the notebook"
+    )
     for fact in ("git commit", "Python", "scikit-learn", "CUDA", "cuDNN", "config_sha256"[:6]):
         assert fact in html
 
 
 def test_analysis_writes_every_number_and_figure(demo_report):
-    analysis = demo_report.parents[1] / "results" / "runs" / "baseline" / "seed0" / "analysis"
+    analysis = demo_report.parent / "runs" / "baseline" / "seed0" / "analysis"
     evaluation = json.loads((analysis / "evaluation.json").read_text())
     for key in ("accuracy", "top3_accuracy", "macro_f1", "per_class", "confusion_matrix",
                 "confusion_matrix_normalized", "roc", "calibration", "ece", "confident_mistakes"):  # fmt: skip
@@ -125,7 +128,7 @@ def test_analysis_writes_every_number_and_figure(demo_report):
 
 def test_report_and_provenance_hold_no_secrets(demo_report):
     assert_no_secrets(demo_report.read_text(), "report.html")
-    for path in demo_report.parents[1].rglob("provenance*.json"):
+    for path in demo_report.parents[2].rglob("provenance*.json"):
         assert_no_secrets(path.read_text(), str(path))
         assert "environ" not in json.loads(path.read_text())
 
@@ -139,7 +142,7 @@ def test_tiny_workflow_report_and_snakemake_report(tmp_path, monkeypatch):
     # the rules call `python`: this venv's, also when the venv is not activated
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     snakemake(workdir, "--configfile", "tiny.yaml")
-    html = workdir / "results" / "report.html"
+    html = workdir / "results" / "tiny" / "report.html"
     assert_no_secrets(html.read_text(), "report.html")
     for path in (workdir / "results").rglob("provenance*.json"):
         assert_no_secrets(path.read_text(), str(path))

@@ -9,10 +9,11 @@ from html.parser import HTMLParser
 from importlib import metadata
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import report_demo
-from labbook import provenance, report
+from labbook import book, provenance, report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,22 +63,25 @@ class Page(HTMLParser):
         return found[0]
 
 
+def report_parameters(executed) -> dict:
+    """The values papermill handed the report notebook (its injected-parameters cell)."""
+    book = nbformat.read(executed, 4)
+    cell = next(c for c in book.cells if "injected-parameters" in c.metadata.get("tags", []))
+    values = {}
+    exec(cell.source, {}, values)  # papermill writes plain Python literals
+    return values
+
+
 @pytest.fixture(scope="module")
-def built(demo_report, demo_data):
-    """(page, results folder, the run records as the report step loaded them, the data folder)."""
-    results = demo_report.parent
-    runs = []
-    for name, spec in report_demo.RUNS.items():
-        for seed in spec["seeds"]:
-            train_dir = results / "runs" / name / f"seed{seed}"
-            runs.append({"name": name, "seed": seed, "train_dir": train_dir, "analysis_dir": train_dir / "analysis",
-                         "target_accuracy": spec["target_accuracy"], "hypothesis": spec["hypothesis"]})  # fmt: skip
-    return Page(demo_report.read_text()), results, report.load_runs(runs), Path(demo_data)
+def built(demo_report):
+    """(page, the report step's parameters, the run records read from the files it was given, data folder)."""
+    given = report_parameters(demo_report.with_suffix(".ipynb"))
+    return Page(demo_report.read_text()), given, report.load_runs(given["runs"]), Path(given["data_dir"])
 
 
 def test_hashes_equal_those_of_the_config_and_manifest(built):
-    page, results, records, data_dir = built
-    step = json.loads((results / "report.provenance.json").read_text())
+    page, given, records, data_dir = built
+    step = json.loads(Path(given["provenance_path"]).read_text())
     config = {
         "title": "Fabricated runs",
         "runs": {n: {"seeds": s["seeds"]} for n, s in report_demo.RUNS.items()},
@@ -155,17 +159,19 @@ def test_every_run_and_seed_is_in_the_tables_with_its_numbers(built):
 
 
 def test_every_figure_is_there_with_its_alt_text(built):
-    page, results, records, _ = built
-    alts = Counter(image.get("alt") for image in page.images)
-    analysis_figures = ("confusion_matrix", "roc", "reliability", "mistakes")
-    expected = Counter(
-        ["samples", "counts", "curves", "accuracy"] + [f for _ in records for f in analysis_figures]
-    )
-    assert alts == expected
-    # the analysis figures are the analyze step's files, inlined byte for byte, in run order
-    inlined = [image["src"] for image in page.images if image["alt"] in analysis_figures]
-    files = [r["analysis_dir"] / "figures" / f"{f}.png" for r in records for f in analysis_figures]
-    assert inlined == [f"data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}" for f in files]
+    page, _, records, _ = built
+    by_source = Counter(image["src"] for image in page.images)
+    assert all(image.get("alt", "").strip() for image in page.images), "every image says what it shows"
+    # the analysis figures: the analyze step's files, each inlined once, byte for byte
+    for record in records:
+        assert set(record["figures"]) == set(book.ANALYSIS_FIGURES)
+        for stem, path in record["figures"].items():
+            source = f"data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
+            assert by_source[source] == 1, (record["name"], record["seed"], stem)
+            alt = next(image["alt"] for image in page.images if image["src"] == source)
+            assert alt in (stem, book.ANALYSIS_FIGURES[stem])
+    # and the report's own: samples, class counts, training curves, accuracy by run
+    assert len(page.images) == 4 + len(records) * len(book.ANALYSIS_FIGURES)
 
 
 def test_appendix_links_lead_to_files_that_exist(built, demo_report):

@@ -5,23 +5,25 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 import torch
 import yaml
-from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, venv_environment
+from conftest import REPO, SNAKEMAKE, copy_workflow, data_dir, snakemake, venv_environment
 from labbook import train
 from test_train import weights_hash, without_timings
 
 pytestmark = pytest.mark.slow
 EPOCHS = 6
+RUN_DIR = Path("results/tiny/runs/cifarnet/seed0")
 
 
 def kill_training_after_epoch(workdir, target, epoch: int) -> int:
     """Start the workflow, SIGKILL the kernel that trains once `epoch` is checkpointed;
     return the epoch the checkpoint held when the process died."""
-    checkpoint = workdir / "results/runs/cifarnet/seed0/checkpoint.pt"
+    checkpoint = workdir / RUN_DIR / "checkpoint.pt"
     workflow = subprocess.Popen(
         [*SNAKEMAKE, "--cores", "2", target],
         cwd=workdir,
@@ -58,7 +60,7 @@ def test_sigkilled_training_resumes_to_the_same_metrics_and_weights(tmp_path):
     config["train"].update(epochs=EPOCHS, batch_size=64, deterministic=True, device="cpu")
     config["runs"] = {"cifarnet": {"seeds": [0]}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    target = "results/runs/cifarnet/seed0/metrics.json"
+    target = str(RUN_DIR / "metrics.json")
 
     killed_at = kill_training_after_epoch(workdir, target, epoch=2)
     assert 2 <= killed_at < EPOCHS, "killed mid-run"
@@ -67,21 +69,19 @@ def test_sigkilled_training_resumes_to_the_same_metrics_and_weights(tmp_path):
     snakemake(workdir, target)
     resumed = json.loads((workdir / target).read_text())
     assert resumed["resumed_after_epoch"] >= killed_at
-    assert "resuming from" in (workdir / "logs/train/cifarnet/seed0.log").read_text()
+    assert "resuming from" in (workdir / "results/tiny/logs/train/cifarnet/seed0.log").read_text()
 
     # The same job uninterrupted, with the options and thread count the workflow used.
     reference_dir = tmp_path / "uninterrupted"
     options = {**config["train"]}
     uninterrupted = train.train(
         train.TrainOptions.from_dict(options),
-        workdir / "results/data/shapes-tiny",
+        data_dir(workdir, config["dataset"]),
         reference_dir,
         seed=0,
         threads=2,
         log=lambda *_: None,
     )
     assert without_timings(resumed) == without_timings(uninterrupted)
-    assert weights_hash(workdir / "results/runs/cifarnet/seed0/model.pt") == weights_hash(
-        reference_dir / "model.pt"
-    )
+    assert weights_hash(workdir / RUN_DIR / "model.pt") == weights_hash(reference_dir / "model.pt")
     shutil.rmtree(reference_dir)

@@ -21,7 +21,7 @@ from conftest import REPO, copy_workflow
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # Jobs the tiny config makes: one data preparation, per (run, seed) a training and an analysis.
-EXPECTED_JOBS = {"prepare_data": 1, "train": 2, "analyze": 2, "report": 1}
+EXPECTED_JOBS = {"prepare_data": 1, "train": 2, "analyze": 2, "report": 1, "index": 1}
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_tiny_workflow_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
     assert result.returncode == 0, (
         f"snakemake --profile slurm failed:\n{result.stdout[-5000:]}\n{result.stderr[-8000:]}"
     )
-    assert (work / "results" / "report.html").is_file()
+    assert (work / "results" / "tiny" / "report.html").is_file()
 
     # Every job went through sbatch: slurmdbd recorded each, named by this run's id and commented
     # rule_<rule>[_wildcards_...] by the plugin, and each COMPLETED.
@@ -126,5 +126,5 @@ def test_tiny_workflow_runs_through_the_slurm_profile(slurm_cluster, tmp_path):
 
     # ...and the training saw Slurm's device, which labbook.gpus kept
     for run in ("cifarnet", "vgg16"):
-        log = (work / "logs" / "train" / run / "seed0.log").read_text()
+        log = (work / "results" / "tiny" / "logs" / "train" / run / "seed0.log").read_text()
         assert "labbook.gpus: CUDA_VISIBLE_DEVICES='0' already set, kept" in log

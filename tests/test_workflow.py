@@ -9,18 +9,20 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, copy_workflow, data_dir, snakemake
 
 pytestmark = pytest.mark.slow
 
 # The one output that stands for each job: its mtime tells whether the job ran.
+TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+EXPERIMENT = Path("results") / TINY["experiment"]
 JOB_OUTPUTS = {
-    "prepare_data": "results/data/shapes-tiny/manifest.json",
-    "train cifarnet": "results/runs/cifarnet/seed0/metrics.json",
-    "train vgg16": "results/runs/vgg16/seed0/metrics.json",
-    "analyze cifarnet": "results/runs/cifarnet/seed0/analysis/evaluation.json",
-    "analyze vgg16": "results/runs/vgg16/seed0/analysis/evaluation.json",
-    "report": "results/report.html",
+    "prepare_data": data_dir(Path(), TINY["dataset"]) / "manifest.json",
+    "train cifarnet": EXPERIMENT / "runs/cifarnet/seed0/metrics.json",
+    "train vgg16": EXPERIMENT / "runs/vgg16/seed0/metrics.json",
+    "analyze cifarnet": EXPERIMENT / "runs/cifarnet/seed0/analysis/evaluation.json",
+    "analyze vgg16": EXPERIMENT / "runs/vgg16/seed0/analysis/evaluation.json",
+    "report": EXPERIMENT / "report.html",
 }
 
 
@@ -52,14 +54,15 @@ def test_the_workflow_produces_every_output_and_the_report(workflow):
     workdir, result = workflow
     for path in JOB_OUTPUTS.values():
         assert (workdir / path).exists(), path
-    assert f"The report: {workdir / 'results' / 'report.html'}" in result.stdout
+    assert f"The report: {workdir / EXPERIMENT / 'report.html'}" in result.stdout
+    assert f"The lab book: {workdir / 'results' / 'index.html'}" in result.stdout
     for run in ("cifarnet", "vgg16"):
-        metrics = json.loads((workdir / f"results/runs/{run}/seed0/metrics.json").read_text())
+        metrics = json.loads((workdir / EXPERIMENT / f"runs/{run}/seed0/metrics.json").read_text())
         assert metrics["model"] == run and len(metrics["history"]) == metrics["options"]["epochs"]
-        assert (workdir / f"logs/train/{run}/seed0.ipynb").exists(), "executed notebook kept"
-        assert (workdir / f"benchmarks/train/{run}/seed0.tsv").exists()
-        assert list((workdir / f"results/runs/{run}/seed0/tensorboard").glob("events.*"))
-    page = (workdir / "results" / "report.html").read_text()
+        assert (workdir / EXPERIMENT / f"logs/train/{run}/seed0.ipynb").exists(), "executed notebook kept"
+        assert (workdir / EXPERIMENT / f"benchmarks/train/{run}/seed0.tsv").exists()
+        assert list((workdir / EXPERIMENT / f"runs/{run}/seed0/tensorboard").glob("events.*"))
+    page = (workdir / EXPERIMENT / "report.html").read_text()
     for heading in ("Objective", "Environment", "Data", "Training", "Results", "Conclusions"):
         assert re.search(rf"<h2[^>]*>{heading}", page), heading
     assert "<script src=" not in page and "data:image/png;base64" in page
@@ -130,9 +133,9 @@ def test_a_failing_step_keeps_its_notebook_and_loses_nothing(workflow):
     finally:
         (workdir / "config.yaml").write_text(config_text)
     assert result.returncode != 0
-    log = (workdir / "logs/train/vgg16/seed0.log").read_text()
-    assert "/nowhere/vgg16.pt" in log and "logs/train/vgg16/seed0.ipynb" in log
-    executed = nbformat.read(workdir / "logs/train/vgg16/seed0.ipynb", 4)
+    log = (workdir / EXPERIMENT / "logs/train/vgg16/seed0.log").read_text()
+    assert "/nowhere/vgg16.pt" in log and f"{EXPERIMENT}/logs/train/vgg16/seed0.ipynb" in log
+    executed = nbformat.read(workdir / EXPERIMENT / "logs/train/vgg16/seed0.ipynb", 4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "FileNotFoundError"
     for job in ("prepare_data", "train cifarnet", "analyze cifarnet"):

@@ -161,6 +161,46 @@ def accuracy_by_run(summary: dict):
     return fig
 
 
+def sweep(points: list, title: str = ""):
+    """points: [({option: value}, mean test accuracy)] of one sweep over one or two options.
+    One option: accuracy against its values; two: a heat map of the grid."""
+    keys = list(points[0][0])
+    values = [sorted({p[0][key] for p in points}, key=_order) for key in keys]
+    if len(keys) == 1:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        xs, ys = zip(
+            *sorted(((p[0][keys[0]], p[1]) for p in points), key=lambda xy: _order(xy[0])), strict=True
+        )
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in xs):
+            ax.plot(xs, ys, "o-", color="#4c72b0")
+            if max(xs) / min(xs) >= 10:
+                ax.set_xscale("log")
+        else:
+            ax.plot(range(len(xs)), ys, "o-", color="#4c72b0")
+            ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+        ax.set(xlabel=keys[0], ylabel="test accuracy", title=title)
+    else:
+        grid = np.full([len(v) for v in values], np.nan)
+        for combination, accuracy in points:
+            grid[values[0].index(combination[keys[0]]), values[1].index(combination[keys[1]])] = accuracy
+        fig, ax = plt.subplots(figsize=(1.2 * len(values[1]) + 2.5, 0.6 * len(values[0]) + 1.8))
+        ax.imshow(grid, cmap="viridis", vmin=np.nanmin(grid), vmax=np.nanmax(grid), aspect="auto")
+        for (i, j), accuracy in np.ndenumerate(grid):
+            if not np.isnan(accuracy):
+                ax.text(j, i, f"{accuracy:.1%}", ha="center", va="center", color="white", fontsize=9)
+        ax.set_yticks(range(len(values[0])), [str(v) for v in values[0]])
+        ax.set_xticks(range(len(values[1])), [str(v) for v in values[1]])
+        ax.set(ylabel=keys[0], xlabel=keys[1], title=title)
+    fig.tight_layout()
+    return fig
+
+
+def _order(value):
+    """Numbers by size, anything else by its text, numbers first."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (0, value, "") if is_number else (1, 0, str(value))
+
+
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -9,16 +9,16 @@ from . import provenance
 
 
 def load_runs(runs: list) -> list:
-    """runs: [{name, seed, train_dir, analysis_dir, ...}] → the same dicts with metrics,
-    evaluation and the train and analysis steps' provenance loaded from their directories."""
+    """runs: [{name, seed, metrics, evaluation, train_provenance, analysis_provenance, figures,
+    ...}] with the paths of the files each training job's steps wrote → the same dicts with
+    `metrics`, `evaluation`, `provenance` and `analysis_provenance` read from those files."""
     records = []
     for run in runs:
-        train_dir, analysis_dir = Path(run["train_dir"]), Path(run["analysis_dir"])
         record = dict(run)
-        record["metrics"] = json.loads((train_dir / "metrics.json").read_text())
-        record["evaluation"] = json.loads((analysis_dir / "evaluation.json").read_text())
-        record["provenance"] = provenance.read(train_dir / "provenance.json")
-        record["analysis_provenance"] = provenance.read(analysis_dir / "provenance.json")
+        record["metrics"] = json.loads(Path(run["metrics"]).read_text())
+        record["evaluation"] = json.loads(Path(run["evaluation"]).read_text())
+        record["provenance"] = provenance.read(run["train_provenance"])
+        record["analysis_provenance"] = provenance.read(run["analysis_provenance"])
         records.append(record)
     return records
 
@@ -86,6 +86,28 @@ def results_table(records: list) -> str:
     header = ["run", "model", "seeds", "test accuracy", f"top-{top_k}", "macro F1", "ECE", "parameters",
               "epochs", "train s", "images/s", "device"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+def sweeps(records: list) -> dict:
+    """{sweep's run name: [({option: value}, [test accuracy of each seed], expanded run name)]}
+    for the runs that came from a `sweep:`, in config order."""
+    found = {}
+    for name, group in by_run(records).items():
+        sweep = group[0].get("sweep")
+        if sweep:
+            accuracies = [r["evaluation"]["accuracy"] for r in group]
+            found.setdefault(sweep["run"], []).append((sweep["values"], accuracies, name))
+    return found
+
+
+def sweep_table(points: list) -> str:
+    """One row per combination: the swept values, test accuracy (mean ± sd), the run's name."""
+    keys = list(points[0][0])
+    rows = [
+        [*(values[k] for k in keys), mean_sd(acc, percent=True), len(acc), name]
+        for values, acc, name in points
+    ]
+    return markdown_table([*keys, "test accuracy", "seeds", "run"], rows)
 
 
 def per_class_f1_table(records: list) -> str:
