@@ -115,7 +115,11 @@ def test_a_change_of_cores_reruns_nothing(workflow):
     before = {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()}
     for cores in ("1", "3"):
         result = subprocess.run(
-            [*SNAKEMAKE, "--cores", cores], cwd=workdir, env=venv_environment(), capture_output=True, text=True
+            [*SNAKEMAKE, "--cores", cores],
+            cwd=workdir,
+            env=venv_environment(),
+            capture_output=True,
+            text=True,
         )
         assert result.returncode == 0, result.stderr
         assert "Nothing to be done" in result.stdout + result.stderr, f"--cores {cores}"
