@@ -217,3 +217,38 @@ def test_threads_decode_in_a_process_pool(tmp_path, monkeypatch):
     for split in ("train", "test"):
         np.testing.assert_array_equal(serial[1][split][0], parallel[1][split][0])
     assert imagefolder.load(root, image_size=8, threads=8) and pools[-1] == 5, "no more workers than chunks"
+
+
+def test_list_images_walks_subfolders_and_skips_hidden_ones(tmp_path):
+    split = tmp_path / "train"
+    for relative in ("cat/a.png", "cat/2019/b.PNG", "cat/2019/deep/c.jpeg", "cat/.cache/d.png",
+                     "cat/notes.txt", ".thumbs/x/e.png", "dog/f.webp"):  # fmt: skip
+        (split / relative).parent.mkdir(parents=True, exist_ok=True)
+        (split / relative).write_bytes(b"x")
+    found = sources.list_images(split)
+    assert list(found) == ["cat", "dog"], "hidden folders are no classes"
+    assert [p.relative_to(split).as_posix() for p in found["cat"]] == [
+        "cat/2019/b.PNG",
+        "cat/2019/deep/c.jpeg",
+        "cat/a.png",
+    ]
+    assert sources.list_images(tmp_path / "absent") == {}
+
+
+def test_the_digest_cache_file_may_live_in_a_new_folder_and_is_not_rewritten_when_warm(tmp_path):
+    data = tmp_path / "f.bin"
+    data.write_bytes(b"abc")
+    cache_file = tmp_path / "new" / "deeper" / "digests.json"
+    cold = sources.DigestCache(cache_file)
+    cold.md5(data)
+    cold.save()
+    written = cache_file.stat().st_mtime_ns
+    os.utime(cache_file, ns=(1, 1))
+    warm = sources.DigestCache(cache_file)
+    assert warm.md5(data) == sources.file_md5(data)
+    warm.save()
+    assert cache_file.stat().st_mtime_ns == 1, "nothing new learned: the cache file is left alone"
+    assert written != 1
+    in_memory = sources.DigestCache()
+    assert in_memory.md5(data) == sources.file_md5(data) and in_memory.md5(data) == sources.file_md5(data)
+    in_memory.save()  # no file to write: nothing happens
