@@ -144,3 +144,51 @@ def test_train_bench_runs_and_prints_the_ratios(tmp_path):
     ratios = [line for line in lines if line.startswith("pipeline / ")]
     assert len(ratios) == 2 and all(float(line.split()[-1].rstrip("×")) > 0 for line in ratios)
     assert json.dumps(lines)  # plain text lines only
+
+
+def test_torch_environment_on_this_machine():
+    import torch
+
+    info = provenance.torch_environment()
+    assert info["torch"] == torch.__version__ and info["cuda"] == torch.version.cuda
+    assert info["cuda_available"] == torch.cuda.is_available()
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    assert info["cudnn"] == cudnn
+    if not torch.cuda.is_available():
+        assert info["gpus"] == [] and "driver" not in info
+
+
+def test_torch_environment_names_each_gpu_and_the_driver(tmp_path, monkeypatch):
+    """On a CUDA machine (simulated: torch's answers and an nvidia-smi on PATH)."""
+    import torch
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf '550.54.15\\n550.54.15\\n'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"GPU number {i}")
+    info = provenance.torch_environment()
+    assert info["gpus"] == ["GPU number 0", "GPU number 1"] and info["driver"] == "550.54.15"
+    smi.write_text("#!/bin/sh\nexit 0\n")
+    assert provenance.torch_environment()["driver"] is None, "nvidia-smi said nothing"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert provenance.torch_environment()["driver"] is None, "no nvidia-smi at all"
+
+
+def test_collect_keeps_platform_config_and_torch(tmp_path):
+    import platform
+
+    record = provenance.collect("train", config={"lr": 0.1}, with_torch=True)
+    assert record["platform"] == f"{platform.system()} {platform.machine()}"
+    assert record["config"] == {"lr": 0.1}
+    assert record["torch"] == provenance.torch_environment()
+
+
+def test_write_makes_folders_and_readable_json_of_any_value(tmp_path):
+    path = tmp_path / "a" / "b" / "provenance.json"
+    provenance.write(path, {"step": "x", "where": tmp_path / "data"})
+    text = path.read_text()
+    assert text.startswith('{\n  "step": "x",'), "indented for people to read"
+    assert provenance.read(path)["where"] == str(tmp_path / "data")
