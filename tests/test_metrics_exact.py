@@ -106,11 +106,12 @@ def test_evaluate_without_any_defined_auc_says_none():
 
 
 def test_nearest_centroid_logits_are_minus_squared_distances_to_class_means():
-    train_images = np.array([[[[0]]], [[[2]]], [[[10]]], [[[12]]]], np.uint8) * 20  # 1×1 grey
-    train_labels = np.array([0, 0, 1, 1])
-    test_images = np.array([[[[0]]], [[[11]]]], np.uint8) * 20
-    logits = metrics.nearest_centroid_logits(train_images, train_labels, test_images)
+    # images of two pixels (1×2, one channel): [value, 0]
+    def images(*values):
+        return np.array([[[[v], [0]]] for v in values], np.uint8) * 20
+
+    logits = metrics.nearest_centroid_logits(images(0, 2, 10, 12), np.array([0, 0, 1, 1]), images(0, 11))
     centroids = np.array([1, 11]) * 20 / 255
     tests = np.array([0, 11]) * 20 / 255
     np.testing.assert_allclose(logits, -((tests[:, None] - centroids[None, :]) ** 2), rtol=1e-5, atol=1e-6)
-    assert logits.argmax(1).tolist() == [0, 1]
+    assert logits.shape == (2, 2) and logits.argmax(1).tolist() == [0, 1]
