@@ -163,7 +163,11 @@ def test_torch_environment_names_each_gpu_and_the_driver(tmp_path, monkeypatch):
     import torch
 
     smi = tmp_path / "nvidia-smi"
-    smi.write_text("#!/bin/sh\nprintf '550.54.15\\n550.54.15\\n'\n")
+    # answers only the query labbook asks (one line per GPU), like the real one
+    smi.write_text(
+        '#!/bin/sh\n[ "$*" = "--query-gpu=driver_version --format=csv,noheader" ] || exit 1\n'
+        "printf '550.54.15\\n550.54.15\\n'\n"
+    )
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

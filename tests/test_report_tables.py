@@ -60,6 +60,14 @@ def test_results_table_without_top_k_or_ece_says_nan():
     )
 
 
+def test_results_table_of_one_record_reads_top_k_as_three_when_unsaid():
+    older = record("a", 0, 0.5, top3_accuracy=0.75, ece=0.25)  # written before top_k was recorded
+    lines = report.results_table([older]).splitlines()
+    assert "| top-3 |" in lines[0] and lines[2].startswith(
+        "| a | cifarnet | 1 | 50.0% | 75.0% | 0.2500 | 0.2500 |"
+    )
+
+
 def test_best_run_of_nothing_is_none():
     assert report.best_run([]) is None
 
@@ -83,6 +91,9 @@ def test_sweeps_group_expanded_runs_by_their_sweep():
         "| 0.2 | 90.0% | 1 | lr=0.2 |",
     ]
     assert report.sweeps([record("plain", 0, 0.4)]) == {}
+    assert (
+        report.sweep_table([({"lr": 0.3}, [0.5], "lr=0.3")]).splitlines()[2] == "| 0.3 | 50.0% | 1 | lr=0.3 |"
+    )
 
 
 def test_per_class_f1_table_of_one_record():
