@@ -31,6 +31,7 @@ def folder(root: Path, per_class=10, splits=("train",), classes=("a", "b")) -> P
 def test_defaults_are_32_pixels_a_tenth_held_out_by_seed_0_in_one_process(tmp_path, monkeypatch):
     root = folder(tmp_path / "data")
     monkeypatch.setattr(imagefolder, "ProcessPoolExecutor", None)  # any use of a pool fails
+    monkeypatch.setattr(imagefolder, "CHUNK", 4)  # several chunks: one process still, by default
     classes, splits, _, _, test_source = imagefolder.load(root)
     assert splits["train"][0].shape == (18, 32, 32, 3)
     assert list(np.bincount(splits["test"][1])) == [1, 1] and test_source == "holdout 0.1 of train"
@@ -142,6 +143,7 @@ def test_skip_reasons_name_the_error(tmp_path):
 # ---------------------------------------------------------------- chunks and worker processes
 def test_decode_all_keeps_every_file_once_in_order_across_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(imagefolder, "CHUNK", 2)
+    monkeypatch.setattr(imagefolder, "ProcessPoolExecutor", None)  # by default: in this process
     paths = [coded_image(tmp_path / f"{i}.png", 20 * i) for i in range(5)]
     paths.insert(2, tmp_path / "missing.png")
     images, results = imagefolder.decode_all(paths, 4, "fixed")
