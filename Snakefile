@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
+include: "rules/predict.smk"
 
 
 rule all:

@@ -17,6 +17,9 @@ rule analyze:
     conda:
         "../envs/analysis.yaml"
     threads: 1
+    resources:
+        runtime=limit("analyze", "runtime"),
+        mem_mb=limit("analyze", "mem_mb"),
     params:
         notebook=analysis_params,
         code=code_hash("metrics", "plots", "cache", "report"),

@@ -19,7 +19,8 @@ WORKFLOW_DIR = Path(workflow.current_basedir).parent.resolve()
 LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the library's standard-library layer while building the graph.
 sys.path.insert(0, str(LIBRARY.parent))
-from labbook import book
+from labbook import book, limits
+from labbook.prepare import check_config
 
 
 def workflow_path(relative):
@@ -33,6 +34,8 @@ def workflow_path(relative):
         return str(path)
 
 
+# MD5s of dataset and prediction images, remembered by size and mtime (labbook.sources).
+DIGEST_CACHE = ".snakemake/labbook/source-md5.json"
 EXPERIMENT = config["experiment"]
 EXPERIMENT_DIR = f"results/{EXPERIMENT}"
 DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
@@ -40,6 +43,8 @@ DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
 # swept key that is no training option, or a value of the wrong type, stops here naming it).
 RUNS, SWEEPS = book.expand_runs(config["runs"])
 validate({**config, "runs": RUNS}, "../schemas/config.schema.yaml")
+# What the schema cannot see (class count, top_k, memory of image_size), before any job runs.
+check_config(config)
 
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
@@ -62,6 +67,26 @@ def on_own_gpu(command):
     )
 
 
+# What each job asks a cluster for (labbook/limits.py): `runtime` in minutes and `mem_mb` in MB,
+# estimated from the config (a run's own `runtime:`/`mem_mb:` first), times the attempt, so a job
+# killed at its limit asks for more when Snakemake retries it. Resources, not params: they change
+# where and how long a job runs, not its results.
+DATASET_SIZE = limits.dataset_size(config["dataset"])
+
+
+def limit(step, name):
+    def resource(wildcards, threads, attempt):
+        run = RUNS[wildcards.run] if step == "train" else None
+        options = book.training_options(config["train"], run) if run else None
+        images = predict_options()["images"] if step == "predict" else None
+        estimate = limits.job(
+            step, config["dataset"], DATASET_SIZE, threads, options, run, images
+        )
+        return attempt * estimate[name]
+
+    return resource
+
+
 def code_hash(*modules):
     """Hash of the library modules a step runs: editing one reruns the steps that use it."""
     digest = hashlib.sha256()
@@ -72,7 +97,9 @@ def code_hash(*modules):
 
 def run_seeds():
     """[(run, seed)] for every training job, in config order (sweeps expanded)."""
-    return [(run, seed) for run, spec in RUNS.items() for seed in spec["seeds"]]
+    return [
+        (run, seed) for run, spec in RUNS.items() for seed in spec.get("seeds", [0])
+    ]
 
 
 def each_job(pattern):
@@ -183,3 +210,61 @@ def book_entries():
 wildcard_constraints:
     run="|".join(re.escape(run) for run in RUNS),
     seed=r"\d+",
+
+
+# ---------------------------------------------------------------- predict (rules/predict.smk)
+PREDICT_DIR = f"{EXPERIMENT_DIR}/predict"
+
+
+def predict_options():
+    """The config's predict: block (schema defaults filled in); an error naming what is missing."""
+    if "predict" not in config:
+        raise ValueError(
+            "`snakemake predict` needs a predict: block in the config, e.g.\n"
+            "predict:\n  images: path/to/new/images"
+        )
+    return config["predict"]
+
+
+def predict_candidates():
+    """[{run, seed, dir}] the step chooses from: every training job (run: best), the named run's
+    seeds, or every run a named sweep expands to."""
+    run = predict_options()["run"]
+    swept = [name for name, sweep in SWEEPS.items() if sweep["run"] == run]
+    wanted = RUNS if run == "best" else [run] if run in RUNS else swept
+    if not wanted:
+        raise ValueError(
+            f"predict: run {run!r} is not a run of this config; runs: {sorted(config['runs'])}"
+        )
+    return [
+        {"run": name, "seed": seed, "dir": RUN_DIR.format(run=name, seed=seed)}
+        for name, seed in run_seeds()
+        if name in wanted
+    ]
+
+
+def predict_inputs(wildcards):
+    """Each candidate's metrics and portable model, from the train rule's outputs."""
+    train = rules.train.output
+    return [
+        path.format(run=candidate["run"], seed=candidate["seed"])
+        for candidate in predict_candidates()
+        for path in (train.metrics, train.program, train.program_info)
+    ]
+
+
+def predict_params(wildcards):
+    options = predict_options()
+    images = options["images"]
+    return as_json(
+        {
+            "images": [images] if isinstance(images, str) else images,
+            "candidates": predict_candidates(),
+            # A named sweep: the best of its runs.
+            "run": options["run"] if options["run"] in RUNS else "best",
+            "top_k": options["top_k"],
+            "batch_size": options["batch_size"],
+            "device": options["device"],
+            "out_dir": PREDICT_DIR,
+        }
+    )

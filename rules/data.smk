@@ -16,9 +16,15 @@ rule prepare_data:
         stdout=f"{DATA_DIR}/logs/prepare_data.log",
     benchmark:
         f"{DATA_DIR}/logs/prepare_data.benchmark.tsv"
+    # A download (CIFAR-10) is retried, so a dropped connection does not end the run; else
+    # None leaves it to --retries.
+    retries: limits.data_retries(config["dataset"])
     conda:
         "../envs/data.yaml"
     threads: 4
+    resources:
+        runtime=limit("prepare_data", "runtime"),
+        mem_mb=limit("prepare_data", "mem_mb"),
     params:
         notebook=as_json({"dataset": config["dataset"], "out_dir": DATA_DIR}),
         code=code_hash(
@@ -26,8 +32,6 @@ rule prepare_data:
         ),
         # The source files' content: new, removed or edited images rerun data prep and what
         # follows; MD5s are remembered by size and mtime, so touching a file reruns nothing.
-        source=source_fingerprint(
-            config["dataset"], digest_cache=".snakemake/labbook/source-md5.json"
-        ),
+        source=source_fingerprint(config["dataset"], digest_cache=DIGEST_CACHE),
     shell:
         notebook_command()

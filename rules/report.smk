@@ -28,6 +28,9 @@ rule report:
     conda:
         "../envs/report.yaml"
     threads: 1
+    resources:
+        runtime=limit("report", "runtime"),
+        mem_mb=limit("report", "mem_mb"),
     params:
         notebook=as_json(
             {
@@ -61,6 +64,9 @@ rule index:
     conda:
         "../envs/report.yaml"
     threads: 1
+    resources:
+        runtime=limit("index", "runtime"),
+        mem_mb=limit("index", "mem_mb"),
     params:
         notebook=as_json({"entries": book_entries(), "out": INDEX}),
         code=code_hash("book", "cache"),

@@ -6,6 +6,9 @@ rule train:
         test=rules.prepare_data.output.test,
     output:
         model=f"{RUN_DIR}/model.pt",
+        # The portable model (labbook/export.py): loads with torch alone; predict uses it.
+        program=f"{RUN_DIR}/model.pt2",
+        program_info=f"{RUN_DIR}/model.json",
         metrics=f"{RUN_DIR}/metrics.json",
         predictions=f"{RUN_DIR}/predictions.npz",
         provenance=f"{RUN_DIR}/provenance.json",
@@ -19,8 +22,10 @@ rule train:
     threads: 4
     resources:
         gpu=1,
+        runtime=limit("train", "runtime"),
+        mem_mb=limit("train", "mem_mb"),
     params:
         notebook=train_params,
-        code=code_hash("train", "models", "cache", "plots"),
+        code=code_hash("train", "models", "cache", "plots", "export", "gpustats"),
     shell:
         on_own_gpu(notebook_command())

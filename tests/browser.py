@@ -50,7 +50,7 @@ def _start(profile: Path) -> tuple:
     raise RuntimeError("Chromium did not open its DevTools port within 30 s")
 
 
-async def _inspect(port: int, url: str, screenshot: Path, width: int, height: int) -> dict:
+async def _inspect(port: int, url: str, screenshot: Path, width: int, height: int, probe: str) -> dict:
     from tornado.websocket import websocket_connect
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as response:
@@ -91,6 +91,9 @@ async def _inspect(port: int, url: str, screenshot: Path, width: int, height: in
     facts = json.loads(
         (await call("Runtime.evaluate", expression=PAGE_FACTS, returnByValue=True))["result"]["value"]
     )
+    if probe:  # the caller's own question to the page, a JavaScript expression giving JSON text
+        result = await call("Runtime.evaluate", expression=probe, returnByValue=True)
+        facts["probe"] = json.loads(result["result"]["value"])
     shot = await call("Page.captureScreenshot", format="png")  # the first screen: what a reader sees first
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     socket.close()
@@ -111,13 +114,14 @@ async def _inspect(port: int, url: str, screenshot: Path, width: int, height: in
     return {**facts, "console_errors": errors, "requests": requests, "screenshot": screenshot}
 
 
-def inspect(html: Path, screenshot: Path, width: int = 1280, height: int = 900) -> dict:
-    """Open html from disk; {images, headings, external, console_errors, requests, screenshot}."""
+def inspect(html: Path, screenshot: Path, width: int = 1280, height: int = 900, probe: str = "") -> dict:
+    """Open html from disk; {images, headings, external, console_errors, requests, screenshot},
+    and `probe`: what the JavaScript expression `probe` (giving JSON text) found."""
     with tempfile.TemporaryDirectory(prefix="labbook-chromium-", ignore_cleanup_errors=True) as profile:
         process, port = _start(Path(profile))
         try:
             url = Path(html).resolve().as_uri()
-            return asyncio.run(_inspect(port, url, Path(screenshot), width, height))
+            return asyncio.run(_inspect(port, url, Path(screenshot), width, height, probe))
         finally:
             process.terminate()
             try:

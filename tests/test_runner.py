@@ -1,5 +1,9 @@
 """The notebook runner every rule uses: parameter checks, kept notebooks, offline HTML."""
 
+import json
+import re
+import sys
+
 import nbformat
 import pytest
 from labbook import runner
@@ -82,3 +86,47 @@ def test_what_a_step_writes_to_its_process_stderr_goes_to_the_log_not_the_notebo
     assert "progress 50%" in capfd.readouterr().err
     texts = [o.get("text", "") for cell in nbformat.read(executed, 4).cells for o in cell.get("outputs", [])]
     assert "epoch 1\n" in texts and not any("progress" in t for t in texts)
+
+
+def slow_kernel(tmp_path, seconds):
+    """A `python3` kernel spec, found first through JUPYTER_PATH, that sleeps before starting."""
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    launch = f'sleep {seconds}; exec "$0" -m ipykernel_launcher -f "$1"'
+    argv = ["sh", "-c", launch, sys.executable, "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "slow", "language": "python"})
+    )
+    return str(tmp_path / "jupyter")
+
+
+def test_a_slow_kernel_start_waits_as_long_as_configured_and_says_how_to_give_it_more(
+    tmp_path, monkeypatch, capsys
+):
+    notebook = make_notebook(tmp_path / "s.ipynb", new_code_cell("print('ran')"), parameters="x = 1")
+    monkeypatch.setenv("JUPYTER_PATH", slow_kernel(tmp_path, 4))
+    monkeypatch.setenv("LABBOOK_KERNEL_START_TIMEOUT", "1")
+    assert runner.main([str(notebook), str(tmp_path / "s-out.ipynb")]) == 1
+    error = capsys.readouterr().err
+    assert "did not start within 1 s" in error and "LABBOOK_KERNEL_START_TIMEOUT" in error
+    monkeypatch.setenv("LABBOOK_KERNEL_START_TIMEOUT", "60")
+    assert runner.main([str(notebook), str(tmp_path / "s-out.ipynb")]) == 0
+
+
+def test_the_kernel_start_timeout_defaults_to_minutes_and_rejects_nonsense(monkeypatch):
+    monkeypatch.delenv("LABBOOK_KERNEL_START_TIMEOUT", raising=False)
+    assert runner.kernel_start_timeout() == 300
+    for bad in ("ten", "0", "-5", "1.5"):
+        monkeypatch.setenv("LABBOOK_KERNEL_START_TIMEOUT", bad)
+        with pytest.raises(runner.ParameterError, match=f"LABBOOK_KERNEL_START_TIMEOUT='{re.escape(bad)}'"):
+            runner.kernel_start_timeout()
+
+
+def test_a_killed_kernel_is_reported_as_killed_with_the_memory_hint(tmp_path, capsys):
+    kill = new_code_cell("import os, signal\nprint('before')\nos.kill(os.getpid(), signal.SIGKILL)")
+    notebook = make_notebook(tmp_path / "k.ipynb", kill, parameters="x = 1")
+    executed = tmp_path / "k-out.ipynb"
+    assert runner.main([str(notebook), str(executed)]) == 1
+    error = capsys.readouterr().err
+    assert "died" in error and "mem_mb" in error and str(executed) in error
+    assert executed.exists()

@@ -94,8 +94,9 @@ def test_training_writes_its_outputs_and_learns(demo_data, tmp_path):
     # 0.4 leaves room for a harmless change yet fails a broken loop, augmentation or schedule.
     opts = train.TrainOptions.from_dict({**TINY, "epochs": 8})
     metrics = train.train(opts, demo_data, tmp_path, seed=0, threads=2, log=lambda *_: None)
-    for name in ("model.pt", "metrics.json", "predictions.npz", "checkpoint.pt"):
+    for name in ("model.pt", "metrics.json", "predictions.npz"):
         assert (tmp_path / name).exists(), name
+    assert not (tmp_path / "checkpoint.pt").exists(), "a finished run needs no checkpoint"
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert len(metrics["history"]) == 8
     assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
@@ -119,8 +120,9 @@ def test_deterministic_mode_gives_identical_runs(demo_data, tmp_path):
 
 def test_a_checkpoint_of_other_options_is_not_resumed(demo_data, tmp_path):
     logs = []
-    train.train(train.TrainOptions.from_dict(TINY), demo_data, tmp_path, threads=2, log=logs.append)
-    changed = train.TrainOptions.from_dict({**TINY, "lr": 0.001})
+    kept = {**TINY, "keep_checkpoint": True}
+    train.train(train.TrainOptions.from_dict(kept), demo_data, tmp_path, threads=2, log=logs.append)
+    changed = train.TrainOptions.from_dict({**kept, "lr": 0.001})
     metrics = train.train(changed, demo_data, tmp_path, threads=2, log=logs.append)
     assert metrics["resumed_after_epoch"] == 0
     assert not any("resuming" in line for line in logs)

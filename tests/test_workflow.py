@@ -85,6 +85,12 @@ def test_rerun_only_what_changed(workflow):
         "report",
     }
 
+    def ask_a_cluster_for_more(config):
+        config["runs"]["vgg16"].update(runtime=300, mem_mb=9000)
+
+    # what a job asks a cluster for is no training parameter; the report prints the config
+    assert jobs_that_ran(workdir, lambda: edit_config(workdir, ask_a_cluster_for_more)) == {"report"}
+
     def change_analysis(config):
         config["analysis"]["top_k"] = 2
 

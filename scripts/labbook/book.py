@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from .prepare import dataset_options
 
-# Keys of a run that are not training options.
-RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description", "sweep")
+# Keys of a run that are not training options (runtime and mem_mb: what its jobs ask a cluster
+# for, see limits.py; not training parameters, so changing them reruns no training).
+RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description", "sweep", "runtime", "mem_mb")
 # The analysis step's figures: file stem → what it shows (Snakemake report labels, alt texts).
 ANALYSIS_FIGURES = {
     "confusion_matrix": "confusion matrix",

@@ -3,24 +3,77 @@
 Readable with numpy alone, so steps that do not train (analysis, report) need no torch.
 """
 
+import errno
 import json
 import os
+import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from . import provenance
 
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
 
 
+class DiskFullError(OSError):
+    """The file system holding a file ran out of space while it was written."""
+
+
+def _temporary_name(path: Path, pid: int) -> Path:
+    # host and process in the name: a file of another machine's process is never taken for stale
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{pid}")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of `path` left by processes of this machine that no longer run (killed
+    mid-write): they only take space."""
+    prefix = _temporary_name(path, 0).name[:-1]
+    for stale in path.parent.iterdir():
+        pid = stale.name[len(prefix) :]
+        if not stale.name.startswith(prefix) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def _is_disk_full(error: BaseException) -> bool:
+    """ENOSPC anywhere in the chain: torch.save reports a failed write as its own RuntimeError."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a killed step never leaves half a file."""
+    """Write through a temporary file and rename, so a killed step never leaves half a file.
+
+    A write that fails removes its temporary file; one killed outright leaves it, and the next
+    write of the same path removes it. A full disk raises DiskFullError naming the folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    _remove_stale_temporaries(path)
+    tmp = _temporary_name(path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, Exception) and _is_disk_full(error):
+            raise DiskFullError(
+                errno.ENOSPC, f"no space left on {path.parent} while writing {path.name}"
+            ) from error
+        raise
 
 
 def write_split(data_dir, split: str, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -34,9 +87,23 @@ def write_split(data_dir, split: str, images: np.ndarray, labels: np.ndarray) ->
     return path
 
 
+def load_arrays(path, names) -> tuple:
+    """The named arrays of one .npz; a truncated or damaged file is an error naming it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f, np.load(f) as npz:  # np.load(path) leaves a bad file open
+            return tuple(npz[name] for name in names)
+    except (zipfile.BadZipFile, EOFError, ValueError, KeyError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{path} is damaged or truncated ({type(error).__name__}: {error}); "
+            "delete it and rerun the step that writes it"
+        ) from error
+
+
 def load_split(data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(Path(data_dir) / f"{split}.npz") as npz:
-        return npz["images"], npz["labels"]
+    return load_arrays(Path(data_dir) / f"{split}.npz", ("images", "labels"))
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -54,10 +121,11 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], l
 
 
 def build_manifest(name, classes, splits, source_hash, skipped=(), source=None) -> dict:
-    """splits: {split: (images, labels)}. Counts are per class name, in class order."""
+    """splits: {split: (images, labels)}. Counts are per class name, in class order. Paths
+    under the home directory are written with ~ (provenance.scrub): they would name the user."""
     train_images = splits["train"][0]
     mean, std = channel_stats(train_images)
-    return {
+    manifest = {
         "dataset": name,
         "source": source or {},
         "classes": list(classes),
@@ -71,6 +139,7 @@ def build_manifest(name, classes, splits, source_hash, skipped=(), source=None) 
         "source_hash": source_hash,
         "skipped": list(skipped),
     }
+    return provenance.scrub(manifest)
 
 
 def write_dataset(data_dir, manifest: dict, splits) -> Path:

@@ -4,7 +4,7 @@
     root/test/<class>/...           the test split; else root/val/<class>/...; else a stratified,
                                     seeded `holdout` fraction of train/ becomes the test split
 
-Every image (any size; RGB, L, P, RGBA, CMYK, ...; any format Pillow reads) becomes RGB of
+Every image (any size; any mode: RGB, L, P, RGBA, CMYK, 16-bit, float, ...; any format Pillow reads) becomes RGB of
 image_size × image_size, either squeezed to that size (`fixed`) or scaled so its shorter side fits
 and then centre-cropped (`shorter_center_crop`). Files that cannot be read are skipped and
 reported, or, with strict, stop the step. Hidden files and files whose extension is not an image
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, eval_folder, list_images
+from .sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, eval_folder, list_images, printable
 
 RESIZE_MODES = ("shorter_center_crop", "fixed")
 CHUNK = 256  # files per task handed to a worker process: big enough to amortize the hand-over
@@ -35,7 +35,7 @@ def _check_classes(split_dir: Path, images: dict) -> None:
     for name, paths in images.items():
         if not paths:
             raise LayoutError(
-                f"class folder {split_dir / name} holds no images "
+                f"class folder {printable(split_dir / name)} holds no images "
                 f"(extensions read: {', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
 
@@ -51,14 +51,21 @@ def plan_splits(root, holdout: float, seed: int):
     train = list_images(train_dir)
     _check_classes(train_dir, train)
     classes = sorted(train)
+    if len(classes) < 2:
+        raise LayoutError(
+            f"{train_dir} has one class folder ({printable(classes[0])}): a classifier needs at "
+            "least two classes, and one class would score 100% accuracy"
+        )
     test_dir = eval_folder(root)
     if test_dir is not None:
         test = list_images(test_dir)
         _check_classes(test_dir, test)
         for name in classes:
             if name not in test:
-                raise LayoutError(f"class {name!r} has no folder {test_dir / name} in the test split")
-        extra = sorted(set(test) - set(train))
+                raise LayoutError(
+                    f"class {printable(name)!r} has no folder {printable(test_dir / name)} in the test split"
+                )
+        extra = sorted(printable(name) for name in set(test) - set(train))
         if extra:
             raise LayoutError(f"{test_dir} has class folder(s) {extra} that {train_dir} lacks")
         return classes, _labelled(classes, train), _labelled(classes, test), test_dir.name
@@ -72,7 +79,7 @@ def plan_splits(root, holdout: float, seed: int):
         n_held = max(1, round(len(paths) * holdout))
         if n_held >= len(paths):
             raise LayoutError(
-                f"class folder {train_dir / name} has {len(paths)} image(s): too few to hold out "
+                f"class folder {printable(train_dir / name)} has {len(paths)} image(s): too few to hold out "
                 f"{holdout:.0%} for the test split; add images or a test/ folder"
             )
         order = rng.permutation(len(paths))
@@ -85,9 +92,33 @@ def _labelled(classes, images: dict) -> list[tuple[Path, int]]:
     return [(path, label) for label, name in enumerate(classes) for path in images[name]]
 
 
+def to_8bit(image: Image.Image) -> Image.Image:
+    """An L image from a high-bit-depth one: 16-bit modes (I;16, I;16B, ...: 16-bit PNGs and
+    TIFFs) scaled 65535 → 255; I (32-bit) taken as 16-bit when its values fit 0–65535, else
+    stretched from its minimum to its maximum; F (float) taken as 0–1 when its values fit, else
+    like I. Pillow's own conversion clips these to 0–255: a 16-bit photo comes out near white."""
+    values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255
+    elif image.mode.startswith("I;16") or (low >= 0 and high <= 65535):
+        scaled = values / 257
+    else:
+        scaled = (values - low) * (255 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with transparent pixels shown on white (not on whatever colour they happen to store)."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    """RGB, with transparent pixels shown on white (not on whatever colour they happen to store).
+    Handles every mode Pillow has (tests/test_faults.py checks each)."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = to_8bit(image)
+    if image.mode == "La":  # premultiplied grey + alpha: Pillow converts it to nothing else
+        grey, alpha = np.asarray(image, dtype=np.float64).transpose(2, 0, 1)
+        straight = np.divide(grey * 255, alpha, out=np.zeros_like(grey), where=alpha > 0)
+        pixels = np.stack([np.clip(np.rint(straight), 0, 255), alpha], -1).astype(np.uint8)
+        image = Image.fromarray(pixels, "LA")
+    if image.mode in ("RGBA", "RGBa", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image)
@@ -172,7 +203,7 @@ def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
             if reason is None:
                 labels.append(label)
             else:
-                skipped.append({"path": str(path), "reason": reason})
+                skipped.append({"path": printable(path), "reason": reason})
         splits[split] = (images[first_image : first_image + len(labels)], np.array(labels, np.int64))
         start += len(files)
         first_image += len(labels)
@@ -184,5 +215,8 @@ def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
         folder = test_source if split == "test" and test_source in EVAL_FOLDERS else "train"
         for label, name in enumerate(classes):
             if not np.any(labels == label):
-                raise LayoutError(f"class folder {root / folder / name} has no readable image for {split}")
-    return classes, splits, skipped, digests, test_source
+                raise LayoutError(
+                    f"class folder {printable(root / folder / name)} has no readable image for {split}"
+                )
+    # Class names are shown and stored (manifest, report): a name that is not UTF-8 as \xNN.
+    return [printable(name) for name in classes], splits, skipped, digests, test_source

@@ -108,6 +108,10 @@ def evaluate(
 ) -> dict:
     """Every number the analysis step reports, JSON-ready (evaluation.json)."""
     num_classes = len(classes)
+    if num_classes < 2:
+        raise ValueError(f"{num_classes} class(es): accuracy of a classifier needs at least two")
+    if top_k > num_classes:
+        raise ValueError(f"analysis top_k {top_k} is more than the {num_classes} classes")
     probabilities = softmax(logits.astype(np.float64))
     predicted = probabilities.argmax(1)
     matrix = confusion_matrix(labels, predicted, num_classes)

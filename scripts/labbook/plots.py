@@ -3,6 +3,10 @@
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles, labels and legends show class and run names, which come from the dataset and the
+# config: text is shown as it is. Otherwise a name like "$x_1$" renders as math, and one with an
+# odd "$" or a backslash stops the figure with a mathtext parse error.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -7,6 +7,7 @@ follows, a re-run over identical files does not.
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 # Only the standard library at import: the workflow calls source_fingerprint while it builds the
@@ -119,3 +120,71 @@ def source_fingerprint(spec: dict, digest_cache=None) -> str:
         found = {p.relative_to(root).as_posix(): digests.md5(p) for p in sources.imagefolder_files(root)}
     digests.save()
     return sources.combine_digests(found)
+
+
+CIFAR10_CLASSES = 10
+# Share of this machine's memory the decoded images may take: data prep holds them twice
+# (decoded chunks, then one array) and training once more.
+MEMORY_SHARE = 0.5
+
+
+def known_classes(spec: dict) -> int | None:
+    """How many classes the dataset has, where that is known before data prep; else None."""
+    kind = spec.get("kind")
+    if kind == "cifar10":
+        return CIFAR10_CLASSES
+    if kind == "demo":
+        try:
+            from . import demo  # needs numpy, which the workflow's own Python may lack
+        except ImportError:
+            return None
+        return len(demo.CLASSES)
+    if kind == "imagefolder" and spec.get("root"):
+        train_dir = Path(spec["root"]) / "train"
+        if train_dir.is_dir():
+            return sum(1 for d in train_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return None
+
+
+def known_image_count(spec: dict) -> int | None:
+    if spec.get("kind") == "demo":
+        options = dataset_options(spec)
+        return options["train_size"] + options["test_size"]
+    if spec.get("kind") == "imagefolder" and spec.get("root"):
+        return len(sources.imagefolder_files(spec["root"])) or None
+    return None
+
+
+def memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_config(config: dict, memory: int | None = None) -> None:
+    """What the schema cannot see, checked before any job runs: a ValueError naming the key.
+    One class (100% accuracy of nothing), a top_k beyond the classes, an image_size whose cache
+    would not fit in memory."""
+    spec = config["dataset"]
+    classes = known_classes(spec)
+    if classes is not None and classes < 2:
+        raise ValueError(
+            f"dataset.root: {spec['root']}/train has {classes} class folder(s); "
+            "a classifier needs at least two classes (one would score 100% accuracy)"
+        )
+    top_k = config.get("analysis", {}).get("top_k")  # validate() fills in the schema's default
+    if classes is not None and top_k is not None and top_k > classes:
+        raise ValueError(
+            f"analysis.top_k: {top_k} is more than the dataset's {classes} classes "
+            f"(top-{top_k} accuracy would be 100% by definition); set it to {classes} or less"
+        )
+    size = spec.get("image_size")
+    count = known_image_count(spec) if size else None
+    memory = memory or memory_bytes()
+    if count and memory and count * size * size * 3 > MEMORY_SHARE * memory:
+        raise ValueError(
+            f"dataset.image_size: {size} makes {count} images take {count * size * size * 3 / 2**30:.1f} GiB "
+            f"as uint8 arrays, more than {MEMORY_SHARE:.0%} of this machine's {memory / 2**30:.0f} GiB; "
+            "choose a smaller image_size"
+        )

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -81,6 +82,7 @@ def collect(step: str, packages=(), with_torch: bool = False, config=None, manif
         "labbook": __version__,
         "git": git_state(),
         "python": platform.python_version(),
+        "python_prefix": sys.prefix,  # the env it ran in: a conda env under .snakemake/conda/, or a venv
         "platform": f"{platform.system()} {platform.machine()}",
         "packages": package_versions(packages),
         **facts,
@@ -103,8 +105,9 @@ def scrub(value, home=None):
         return {key: scrub(item, home) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(item, home) for item in value]
-    if isinstance(value, str) and home not in ("", "/"):
-        return value.replace(home, "~")
+    if isinstance(value, str) and home not in ("", "/") and home in value:
+        # the home folder itself, not /home/al inside /home/alice
+        return re.sub(re.escape(home.rstrip("/")) + r"(?=$|[/\s\"'`,;:)\]}<>|])", "~", value)
     return value
 
 

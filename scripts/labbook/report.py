@@ -1,11 +1,21 @@
 """Tables and verdicts for the report notebook, from the files the steps wrote. No torch."""
 
+import html
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
 from . import provenance
+
+
+def read_json(path: Path):
+    """A step's JSON output; a truncated or damaged one is an error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is damaged or truncated ({error}); delete it and rerun its step") from error
 
 
 def load_runs(runs: list) -> list:
@@ -15,8 +25,8 @@ def load_runs(runs: list) -> list:
     records = []
     for run in runs:
         record = dict(run)
-        record["metrics"] = json.loads(Path(run["metrics"]).read_text())
-        record["evaluation"] = json.loads(Path(run["evaluation"]).read_text())
+        record["metrics"] = read_json(Path(run["metrics"]))
+        record["evaluation"] = read_json(Path(run["evaluation"]))
         record["provenance"] = provenance.read(run["train_provenance"])
         record["analysis_provenance"] = provenance.read(run["analysis_provenance"])
         records.append(record)
@@ -39,6 +49,35 @@ def mean_sd(values, percent: bool = False) -> str:
     if len(values) > 1:
         text += " ± " + fmt.format(values.std(ddof=1) * scale)
     return text + ("%" if percent else "")
+
+
+# Characters that can start markup in Markdown or HTML when text sits inside a line (md() turns
+# line breaks into spaces, so line-start markers such as "1." or "- " never begin a line).
+MARKUP_CHARACTERS = set("\\`*_{}[]()<>#+!|~$&:\"'")
+
+
+def md(text) -> str:
+    """Text from a config or a dataset (a title, a hypothesis, a class folder name, a path),
+    ready to put into Markdown: shown as the characters it holds, never as markup. Each character
+    that could start markup (a tag, a link, emphasis, a table cell, $math$, an autolink) becomes
+    a numeric character reference, which Markdown never reads as structure; line breaks become
+    spaces (one would end a table row)."""
+    return "".join(f"&#{ord(c)};" if c in MARKUP_CHARACTERS else " " if c in "\r\n" else c for c in str(text))
+
+
+def md_code(text) -> str:
+    """Like md(), in a code font. Not a `code span`: character references stay literal there."""
+    return f"<code>{md(text)}</code>"
+
+
+def md_link(path) -> str:
+    """A Markdown link to a relative path, its text escaped and its address quoted."""
+    return f"[{md(path)}]({quote(str(path))})"
+
+
+def preformatted(text) -> str:
+    """HTML showing text as it is, in a monospaced block (e.g. the config as YAML)."""
+    return f"<pre><code>{html.escape(str(text))}</code></pre>"
 
 
 def markdown_table(header, rows) -> str:
@@ -65,7 +104,7 @@ def results_table(records: list) -> str:
     for name, group in grouped.items():
         metrics = group[0]["metrics"]
         top_k = group[0]["evaluation"].get("top_k", 3)
-        label = f"**{name}** ★ best" if name == best and len(grouped) > 1 else name
+        label = f"**{md(name)}** ★ best" if name == best and len(grouped) > 1 else md(name)
         rows.append(
             [
                 label,
@@ -79,7 +118,7 @@ def results_table(records: list) -> str:
                 len(metrics["history"]),
                 f"{np.mean([r['metrics']['train_seconds'] for r in group]):.1f}",
                 f"{np.mean([r['metrics']['images_per_s'] for r in group]):,.0f}",
-                ", ".join(sorted({r["metrics"]["device_name"] for r in group})),
+                md(", ".join(sorted({r["metrics"]["device_name"] for r in group}))),
             ]
         )
     top_k = records[0]["evaluation"].get("top_k", 3) if records else 3
@@ -104,7 +143,7 @@ def sweep_table(points: list) -> str:
     """One row per combination: the swept values, test accuracy (mean ± sd), the run's name."""
     keys = list(points[0][0])
     rows = [
-        [*(values[k] for k in keys), mean_sd(acc, percent=True), len(acc), name]
+        [*(md(values[k]) for k in keys), mean_sd(acc, percent=True), len(acc), md(name)]
         for values, acc, name in points
     ]
     return markdown_table([*keys, "test accuracy", "seeds", "run"], rows)
@@ -117,11 +156,11 @@ def per_class_f1_table(records: list) -> str:
         return ""
     classes = list(records[0]["evaluation"]["per_class"])
     rows = [
-        [name]
+        [md(name)]
         + [f"{np.mean([r['evaluation']['per_class'][name]['f1'] for r in g]):.3f}" for g in grouped.values()]
         for name in classes
     ]
-    return markdown_table(["class F1", *grouped], rows)
+    return markdown_table(["class F1", *map(md, grouped)], rows)
 
 
 # Coloured words, not emoji: headless and minimal systems often lack an emoji font.
@@ -142,7 +181,7 @@ def verdict(group: list) -> str:
     else:
         outcome = f"{NOT_SUPPORTED}: mean test accuracy {accuracy:.1%} < target {target:.0%} ({seeds})"
     hypothesis = (group[0].get("hypothesis") or "").strip()
-    return f"- **{name}**: " + (f"_{hypothesis}_ → " if hypothesis else "") + outcome
+    return f"- **{md(name)}**: " + (f"_{md(hypothesis)}_ → " if hypothesis else "") + outcome
 
 
 def verdicts(records: list) -> list:
@@ -159,7 +198,7 @@ def headline(records: list) -> str:
     targets = [(mean_accuracy(g), g[0].get("target_accuracy")) for g in grouped.values()]
     checked = [acc >= target for acc, target in targets if target is not None]
     text = (
-        f"**Best run: {best}** with test accuracy "
+        f"**Best run: {md(best)}** with test accuracy "
         f"{mean_sd([r['evaluation']['accuracy'] for r in grouped[best]], percent=True)}"
         f" (macro F1 {mean_sd([r['evaluation']['macro_f1'] for r in grouped[best]])})"
         f" of {len(grouped)} run{'s' if len(grouped) > 1 else ''}."
@@ -221,9 +260,9 @@ def runs_provenance_table(records: list) -> str:
         options_hash = provenance.config_hash(train["options"]) if "options" in train else None
         rows.append(
             [
-                r["name"],
+                md(r["name"]),
                 r["seed"],
-                r["metrics"].get("device_name", "—"),
+                md(r["metrics"].get("device_name", "—")),
                 f"`{short(options_hash)}`" if options_hash else "—",
                 f"`{short(r.get('analysis_provenance', {}).get('manifest_sha256'))}`",
             ]
@@ -231,6 +270,43 @@ def runs_provenance_table(records: list) -> str:
     return markdown_table(
         ["run", "seed", "device", "training options sha256", "data manifest sha256 seen"], rows
     )
+
+
+def gpu_table(records: list) -> str:
+    """Per training job: its GPU, the peak memory allocated to tensors and reserved by PyTorch
+    (the highest epoch), reserved as a share of the GPU's memory, and mean utilization: room for
+    a bigger batch or not. One sentence instead when no job had a GPU."""
+    summaries = [r["metrics"].get("gpu") for r in records]
+    notes = sorted({_table_text(s["note"]) for s in summaries if s and s.get("note")})
+    if records and not any(s and s.get("name") for s in summaries):
+        return f"Nothing to show ({'; '.join(notes) or 'not recorded by these runs'})."
+    rows = []
+    for record, gpu in zip(records, summaries, strict=True):
+        if not gpu or not gpu.get("name"):
+            what = _table_text(gpu["note"]) if gpu else "not recorded"
+            rows.append([record["name"], record["seed"], what, "—", "—", "—"])
+            continue
+        allocated, reserved = gpu.get("peak_allocated_mib"), gpu.get("peak_reserved_mib")
+        utilization = gpu.get("utilization_percent")
+        share = f" ({reserved / gpu['total_mib']:.1%} of {gpu['total_mib']:,.0f})" if reserved else ""
+        rows.append(
+            [
+                record["name"],
+                record["seed"],
+                _table_text(gpu["name"]),
+                f"{allocated:,.0f}" if allocated else "—",
+                f"{reserved:,.0f}{share}" if reserved else "—",
+                f"{utilization:.0f}%" if utilization is not None else "—",
+            ]
+        )
+    header = ["run", "seed", "GPU", "peak allocated MiB", "peak reserved MiB", "mean utilization"]
+    table = markdown_table(header, rows)
+    return table + ("\n\n" + "; ".join(notes) if notes else "")
+
+
+def _table_text(text: str) -> str:
+    """Text from the machine (a GPU's name, an error) shown as itself inside a Markdown table."""
+    return html.escape(str(text)).replace("|", "\\|")
 
 
 def image_row(paths, width: int = 0) -> str:
@@ -242,7 +318,8 @@ def image_row(paths, width: int = 0) -> str:
     images = []
     for path in paths:
         data = base64.b64encode(Path(path).read_bytes()).decode()
-        images.append(f'<img src="data:image/png;base64,{data}" alt="{Path(path).stem}"{style}>')
+        alt = html.escape(Path(path).stem, quote=True)
+        images.append(f'<img src="data:image/png;base64,{data}" alt="{alt}"{style}>')
     return f'<div class="figure-row">{"".join(images)}</div>'
 
 

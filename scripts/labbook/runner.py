@@ -6,18 +6,39 @@ Papermill only warns about parameters a notebook does not declare, and never che
 typo in the workflow would silently run with a default. Here both are errors, raised before any
 cell runs. The executed notebook is written to EXECUTED also when a cell fails; the error
 message points at it.
+
+The kernel gets LABBOOK_KERNEL_START_TIMEOUT seconds to start (default 300) instead of
+papermill's 60: on a busy compute node, a cold network filesystem or a conda env used for the
+first time, Python and ipykernel can take minutes to import. Changing it changes no result, so,
+like the thread count, it is not a step parameter.
 """
 
 import argparse
 import ast
 import json
 import logging
+import os
 import sys
 from pathlib import Path
+
+KERNEL_START_TIMEOUT_VARIABLE = "LABBOOK_KERNEL_START_TIMEOUT"
+KERNEL_START_TIMEOUT = 300  # seconds
 
 
 class ParameterError(ValueError):
     pass
+
+
+def kernel_start_timeout() -> int:
+    """Seconds a kernel may take to start: LABBOOK_KERNEL_START_TIMEOUT, else the default."""
+    text = os.environ.get(KERNEL_START_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return KERNEL_START_TIMEOUT
+    if not text.isdigit() or int(text) == 0:
+        raise ParameterError(
+            f"{KERNEL_START_TIMEOUT_VARIABLE}={text!r}: give a whole number of seconds, e.g. 600"
+        )
+    return int(text)
 
 
 def declared_parameters(notebook) -> dict:
@@ -63,10 +84,36 @@ def check_parameters(notebook, params: dict) -> None:
 
 def execute(notebook, executed, params: dict) -> None:
     """Check, then execute; raises RuntimeError naming the executed notebook on failure."""
+    check_parameters(notebook, params)
+    start_timeout = kernel_start_timeout()
+    Path(executed).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _execute(notebook, executed, params, start_timeout)
+    finally:
+        if Path(executed).exists():
+            scrub_home(executed)
+
+
+def scrub_home(executed) -> None:
+    """The executed notebook with the home directory written as ~ (parameters, code, output),
+    as in provenance: paths under it would name the user. Images are left as they are."""
+    from .provenance import scrub
+
+    def walk(value):
+        if isinstance(value, dict):
+            return {k: v if k.startswith("image/") else walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return scrub(value)
+
+    path = Path(executed)
+    notebook = walk(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def _execute(notebook, executed, params: dict, start_timeout: int) -> None:
     import papermill
 
-    check_parameters(notebook, params)
-    Path(executed).parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -75,6 +122,7 @@ def execute(notebook, executed, params: dict) -> None:
             kernel_name="python3",
             log_output=True,
             progress_bar=False,
+            start_timeout=start_timeout,
             # Output written to the kernel's own stderr (tqdm progress bars) goes to the step's
             # log file only, not into the notebook.
             extra_arguments=["--IPKernelApp.capture_fd_output=False"],
@@ -84,6 +132,19 @@ def execute(notebook, executed, params: dict) -> None:
             f"step notebook {notebook} failed: {error.ename}: {error.evalue}\n"
             f"The executed notebook, with the traceback, is kept at {executed}"
         ) from None
+    except RuntimeError as error:  # about the kernel itself, from jupyter_client and nbclient
+        if "didn't respond" in str(error):
+            raise RuntimeError(
+                f"the kernel for {notebook} did not start within {start_timeout} s ({error}). On a "
+                f"slow node give it longer: export {KERNEL_START_TIMEOUT_VARIABLE}=<seconds>"
+            ) from None
+        if type(error).__name__ == "DeadKernelError":
+            raise RuntimeError(
+                f"the kernel running {notebook} died ({error}): killed, e.g. for using more memory "
+                f"than the job may (on a cluster, raise its mem_mb; README). The notebook as far "
+                f"as it ran is kept at {executed}"
+            ) from None
+        raise
 
 
 def to_html(executed, html) -> None:

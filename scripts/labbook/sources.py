@@ -44,12 +44,20 @@ def file_md5(path) -> str:
     return digest.hexdigest()
 
 
+def printable(path) -> str:
+    """A path as text that can be shown and stored anywhere. A file name that is not valid
+    UTF-8 (any byte string is a valid Linux name) reaches Python with its odd bytes as lone
+    surrogates, which no UTF-8 file or page takes; they are shown as \\xNN here."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def combine_digests(digests: dict) -> str:
     """One hash over {relative path: MD5}: changes when a file is added, removed, renamed or
-    edited. A digest of None (an unreadable file) counts as such."""
+    edited. A digest of None (an unreadable file) counts as such. Names are hashed as the file
+    system's bytes, so any name works."""
     h = hashlib.sha256()
     for path in sorted(digests):
-        h.update(f"{path}\t{digests[path] or 'unreadable'}\n".encode())
+        h.update(os.fsencode(path) + f"\t{digests[path] or 'unreadable'}\n".encode())
     return h.hexdigest()
 
 
@@ -120,5 +128,8 @@ class DigestCache:
         if self.path and self.changed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(self.entries))
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_text(json.dumps(self.entries))
+                os.replace(tmp, self.path)
+            except OSError:  # a full disk: the cache only saves time, the next run hashes again
+                tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, models
+from . import cache, export, gpustats, models
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TrainOptions:
     device: str = "auto"  # auto (cuda, mps, cpu) | cuda | cuda:N | mps | cpu
     deterministic: bool = False
     log_every: int = 50  # train-loss logging interval, in steps
+    keep_checkpoint: bool = False  # keep checkpoint.pt after the run's outputs are written
 
     CHOICES = {
         "model": tuple(models.MODELS),
@@ -82,7 +83,9 @@ class TrainOptions:
         code = hashlib.sha256()
         for module in ("train.py", "models.py"):
             code.update((Path(__file__).parent / module).read_bytes())
-        text = json.dumps([dataclasses.asdict(self), seed, data_hash, code.hexdigest()], sort_keys=True)
+        options = dataclasses.asdict(self)
+        del options["keep_checkpoint"]  # what happens after training does not change a checkpoint
+        text = json.dumps([options, seed, data_hash, code.hexdigest()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -204,12 +207,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
     cache.atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: Path, fingerprint: str):
-    """The checkpoint if it exists and was written by a run with the same options, else None."""
+def load_checkpoint(path: Path, fingerprint: str, log=print):
+    """The checkpoint if it exists and was written by a run with the same options, else None.
+    A damaged one (truncated, not a checkpoint) could never be resumed: it counts as absent,
+    with a word in the log, and the next epoch's checkpoint replaces it."""
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if state.get("fingerprint") == fingerprint else None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        log(f"checkpoint {path} is damaged ({type(error).__name__}: {error}); training starts afresh")
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        log(f"checkpoint {path} is of other options, data or code; training starts afresh")
+        return None
+    return state
 
 
 def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
@@ -321,7 +333,7 @@ def train(
 
     fingerprint = opts.fingerprint(seed, manifest["source_hash"])
     history, step_losses, start_epoch = [], [], 0
-    checkpoint = load_checkpoint(checkpoint_path, fingerprint)
+    checkpoint = load_checkpoint(checkpoint_path, fingerprint, log)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -334,7 +346,9 @@ def train(
     writer = SummaryWriter(out_dir / "tensorboard", purge_step=start_epoch * steps_per_epoch)
 
     step = start_epoch * steps_per_epoch
+    gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
     for epoch in range(start_epoch, opts.epochs):
+        gpu.start()
         model.train()
         started = time.perf_counter()
         order = torch.randperm(len(train_data), generator=gen).to(device)
@@ -375,6 +389,7 @@ def train(
             "lr": optimizer.param_groups[0]["lr"],
             "train_seconds": train_seconds,
             "images_per_s": len(train_data) / train_seconds,
+            "gpu": gpu.finish(writer, epoch + 1),
         }
         history.append(record)
         for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
@@ -402,12 +417,10 @@ def train(
     writer.close()
 
     test_loss, test_acc, logits = evaluate(model, test_data, opts)
-    torch.save(model.state_dict(), out_dir / "model.pt")
-    np.savez(
-        out_dir / "predictions.npz",
-        logits=logits.numpy().astype(np.float32),
-        labels=test_labels.astype(np.int64),
-    )
+    cache.atomic_write(out_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
+    export.write_portable(out_dir / "model.pt", opts, manifest, seed, out_dir)  # model.pt2 + .json
+    predictions = {"logits": logits.numpy().astype(np.float32), "labels": test_labels.astype(np.int64)}
+    cache.atomic_write(out_dir / "predictions.npz", lambda f: np.savez(f, **predictions))
     metrics = {
         "model": opts.model,
         "seed": seed,
@@ -425,6 +438,10 @@ def train(
         "train_seconds": sum(r["train_seconds"] for r in history),
         "images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else 0.0,
         "resumed_after_epoch": start_epoch,
+        "gpu": gpu.summary(history),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    text = json.dumps(metrics, indent=2).encode()
+    cache.atomic_write(out_dir / "metrics.json", lambda f: f.write(text))
+    if not opts.keep_checkpoint:  # the outputs are complete: resuming has nothing left to do
+        checkpoint_path.unlink(missing_ok=True)
     return metrics
