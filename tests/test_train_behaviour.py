@@ -115,8 +115,8 @@ def test_fingerprint_covers_options_seed_data_and_training_code(tmp_path, monkey
 
 def test_a_checkpoint_resumes_only_into_the_same_data_and_code(demo_data, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    run(demo_data, out, epochs=1)
-    again, logs = run(demo_data, out, epochs=1)
+    run(demo_data, out, epochs=1, keep_checkpoint=True)
+    again, logs = run(demo_data, out, epochs=1, keep_checkpoint=True)
     assert again["resumed_after_epoch"] == 1 and any("resuming" in line for line in logs)
 
     other_data = tmp_path / "other-data"
@@ -126,7 +126,7 @@ def test_a_checkpoint_resumes_only_into_the_same_data_and_code(demo_data, tmp_pa
     (other_data / "manifest.json").write_text(json.dumps(manifest))
     moved = tmp_path / "moved"
     shutil.copytree(out, moved)
-    fresh, logs = run(other_data, moved, epochs=1)
+    fresh, logs = run(other_data, moved, epochs=1, keep_checkpoint=True)
     assert fresh["resumed_after_epoch"] == 0 and not any("resuming" in line for line in logs)
 
     code = tmp_path / "labbook"
@@ -134,7 +134,7 @@ def test_a_checkpoint_resumes_only_into_the_same_data_and_code(demo_data, tmp_pa
     (code / "train.py").write_text((code / "train.py").read_text() + "\n# changed\n")
     monkeypatch.setattr(train, "__file__", str(code / "train.py"))
     shutil.copytree(out, tmp_path / "code-changed")
-    fresh, _ = run(demo_data, tmp_path / "code-changed", epochs=1)
+    fresh, _ = run(demo_data, tmp_path / "code-changed", epochs=1, keep_checkpoint=True)
     assert fresh["resumed_after_epoch"] == 0
 
 
