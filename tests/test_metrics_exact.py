@@ -101,7 +101,7 @@ def test_evaluate_defaults_and_every_key():
 
 
 def test_evaluate_without_any_defined_auc_says_none():
-    result = metrics.evaluate(np.array([[2.0, 0.0], [1.0, 0.0]]), np.array([0, 0]), ["a", "b"])
+    result = metrics.evaluate(np.array([[2.0, 0.0], [1.0, 0.0]]), np.array([0, 0]), ["a", "b"], top_k=1)
     assert result["macro_auc"] is None
 
 
