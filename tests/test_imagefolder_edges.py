@@ -187,6 +187,7 @@ def test_load_passes_the_resize_mode_on(tmp_path):
         wide.paste((255, 0, 0), (10, 0, 20, 10))  # blue | red | blue
         (root / split / "a").mkdir(parents=True)
         wide.save(root / split / "a" / "wide.png")
+        coded_image(root / split / "b" / "other.png", 9)  # a classifier needs two classes
     fixed = imagefolder.load(root, image_size=9, resize="fixed", threads=1)[1]["train"][0][0]
     crop = imagefolder.load(root, image_size=9, resize="shorter_center_crop")[1]["train"][0][0]
     assert fixed[:, 0, 2].min() > 200, "fixed keeps the blue edges"
