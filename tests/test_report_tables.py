@@ -152,3 +152,14 @@ def test_image_row_is_exactly_one_div_of_images(tmp_path):
         '<div class="figure-row"><img src="data:image/png;base64,QQ==" alt="a">'
         '<img src="data:image/png;base64,Qg==" alt="b"></div>'
     )
+
+
+def test_md_shows_markup_characters_as_themselves_and_joins_lines():
+    assert report.md("a|b *c*\r\nd") == "a&#124;b &#42;c&#42;  d"
+    assert report.md("<b>") == "&#60;b&#62;" and report.md(3) == "3"
+
+
+def test_image_row_escapes_quotes_in_the_alt_text(tmp_path):
+    path = tmp_path / 'say "hi" & <go>.png'
+    path.write_bytes(b"A")
+    assert 'alt="say &quot;hi&quot; &amp; &lt;go&gt;"' in report.image_row([path])
