@@ -196,3 +196,11 @@ def test_write_makes_folders_and_readable_json_of_any_value(tmp_path):
     text = path.read_text()
     assert text.startswith('{\n  "step": "x",'), "indented for people to read"
     assert provenance.read(path)["where"] == str(tmp_path / "data")
+
+
+def test_collect_names_the_environment_it_ran_in():
+    assert provenance.collect("t")["python_prefix"] == sys.prefix
+
+
+def test_scrub_accepts_a_home_written_with_a_trailing_slash():
+    assert provenance.scrub({"p": "/home/someone/data"}, "/home/someone/") == {"p": "~/data"}
