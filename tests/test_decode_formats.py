@@ -252,3 +252,8 @@ def test_the_digest_cache_file_may_live_in_a_new_folder_and_is_not_rewritten_whe
     in_memory = sources.DigestCache()
     assert in_memory.md5(data) == sources.file_md5(data) and in_memory.md5(data) == sources.file_md5(data)
     in_memory.save()  # no file to write: nothing happens
+
+
+def test_printable_shows_undecodable_bytes_of_a_file_name():
+    assert sources.printable("caf\udcff.png") == "caf\\xff.png"
+    assert sources.printable("café.png") == "café.png"
