@@ -24,6 +24,15 @@ def demo_data(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def demo_report(demo_data, tmp_path_factory):
+    """report.html built from fabricated runs by the real analyze and report notebooks (see
+    report_demo.py), once per test session."""
+    import report_demo
+
+    return report_demo.build(demo_data, tmp_path_factory.mktemp("report"))
+
+
 def data_dir(workdir: Path, dataset: dict) -> Path:
     """Where the workflow keeps the prepared data of a dataset spec."""
     from labbook import book

@@ -93,11 +93,6 @@ def assert_no_secrets(text: str, where: str):
             assert value not in text, f"{where} holds the value of ${name}"
 
 
-@pytest.fixture(scope="module")
-def demo_report(demo_data, tmp_path_factory):
-    return report_demo.build(demo_data, tmp_path_factory.mktemp("report"))
-
-
 def test_report_follows_the_lab_notebook_structure(demo_report):
     html = demo_report.read_text()
     headings = re.findall(r"<h2[^>]*>(.*?)<", html)

@@ -140,15 +140,17 @@ TINY = {"model": "cifarnet", "epochs": 2, "batch_size": 64, "optimizer": "adam",
 
 
 def test_training_writes_its_outputs_and_learns(demo_data, tmp_path):
-    opts = train.TrainOptions.from_dict({**TINY, "epochs": 5})
+    # 8 epochs reach 0.58-0.66 test accuracy over seeds 0-2 (5 epochs: 0.41-0.46): a floor of
+    # 0.4 leaves room for a harmless change yet fails a broken loop, augmentation or schedule.
+    opts = train.TrainOptions.from_dict({**TINY, "epochs": 8})
     metrics = train.train(opts, demo_data, tmp_path, seed=0, threads=2, log=lambda *_: None)
     for name in ("model.pt", "metrics.json", "predictions.npz"):
         assert (tmp_path / name).exists(), name
     assert not (tmp_path / "checkpoint.pt").exists(), "a finished run needs no checkpoint"
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
-    assert len(metrics["history"]) == 5
+    assert len(metrics["history"]) == 8
     assert metrics["history"][-1]["train_loss"] < metrics["history"][0]["train_loss"]
-    assert metrics["test_acc"] > 0.2, "ten balanced classes: chance is 0.1"
+    assert metrics["test_acc"] > 0.4, "ten balanced classes: chance is 0.1"
     assert metrics["parameters"]["total"] == 145_578
     assert json.loads((tmp_path / "metrics.json").read_text())["test_acc"] == metrics["test_acc"]
 

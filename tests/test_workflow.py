@@ -3,13 +3,14 @@
 import json
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, data_dir, snakemake
+from conftest import REPO, SNAKEMAKE, copy_workflow, data_dir, snakemake, venv_environment
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +113,23 @@ def test_rerun_only_what_changed(workflow):
         path.write_text(path.read_text() + "\n# a change to the training code\n")
 
     assert jobs_that_ran(workdir, edit_training_code) == set(JOB_OUTPUTS) - {"prepare_data"}
+
+
+def test_a_change_of_cores_reruns_nothing(workflow):
+    """Threads follow --cores, but no step's params or outputs do: nothing reruns."""
+    workdir, _ = workflow
+    before = {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()}
+    for cores in ("1", "3"):
+        result = subprocess.run(
+            [*SNAKEMAKE, "--cores", cores],
+            cwd=workdir,
+            env=venv_environment(),
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Nothing to be done" in result.stdout + result.stderr, f"--cores {cores}"
+    assert {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()} == before
 
 
 def test_a_failing_step_keeps_its_notebook_and_loses_nothing(workflow):

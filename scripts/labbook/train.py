@@ -72,10 +72,10 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     cx = torch.randint(0, w, (n,), generator=gen).to(x.device)
     ys = torch.arange(h, device=x.device)[None, :, None]
     xs = torch.arange(w, device=x.device)[None, None, :]
+    # offsets -half .. size-half-1 from the centre: exactly `size` pixels, odd or even
     half = size // 2
-    inside = ((ys - cy[:, None, None]).abs() <= half - (size % 2 == 0)) & (
-        (xs - cx[:, None, None]).abs() <= half - (size % 2 == 0)
-    )
+    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
+    inside = (dy >= -half) & (dy < size - half) & (dx >= -half) & (dx < size - half)
     return x * (~inside)[:, None].to(x.dtype)
 
 
