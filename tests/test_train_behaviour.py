@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from labbook import options as training_options
 from labbook import train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -104,9 +105,9 @@ def test_fingerprint_covers_options_seed_data_and_training_code(tmp_path, monkey
     assert opts.fingerprint(0, "data-b") != reference
     code = tmp_path / "labbook"
     shutil.copytree(Path(train.__file__).parent, code)
-    monkeypatch.setattr(train, "__file__", str(code / "train.py"))
+    monkeypatch.setattr(training_options, "__file__", str(code / "options.py"))
     assert opts.fingerprint(0, "data-a") == reference, "the same code"
-    for module in ("train.py", "models.py"):
+    for module in ("train.py", "models.py", "options.py"):
         original = (code / module).read_text()
         (code / module).write_text(original + "\n# changed\n")
         assert opts.fingerprint(0, "data-a") != reference, f"a change to {module}"
@@ -132,7 +133,7 @@ def test_a_checkpoint_resumes_only_into_the_same_data_and_code(demo_data, tmp_pa
     code = tmp_path / "labbook"
     shutil.copytree(Path(train.__file__).parent, code)
     (code / "train.py").write_text((code / "train.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(train, "__file__", str(code / "train.py"))
+    monkeypatch.setattr(training_options, "__file__", str(code / "options.py"))
     shutil.copytree(out, tmp_path / "code-changed")
     fresh, _ = run(demo_data, tmp_path / "code-changed", epochs=1, keep_checkpoint=True)
     assert fresh["resumed_after_epoch"] == 0
@@ -197,13 +198,15 @@ def test_channels_last_changes_the_layout_not_the_numbers(demo_data, tmp_path):
 
 
 def shipped_runs():
-    """(config file, run name, its training options) for every run of every ready config."""
+    """(config file, run name, its training options) for every run of every ready config: the
+    defaults, under the config's `train:`, under the run's own values."""
     fields = {f.name for f in train.dataclasses.fields(train.TrainOptions)}
     found = []
     for path in sorted((REPO / "configs").glob("*.yaml")):
         config = yaml.safe_load(path.read_text())
         for name, run_options in config["runs"].items():
-            options = {**config["train"], **{k: v for k, v in run_options.items() if k in fields}}
+            own = {k: v for k, v in run_options.items() if k in fields}
+            options = {**training_options.defaults(), **config.get("train", {}), **own}
             slow = [pytest.mark.slow] if options["model"] == "vgg16" else []  # ~10 s on a CPU
             found.append(pytest.param(options, id=f"{path.stem}-{name}", marks=slow))
     return found
