@@ -76,13 +76,10 @@ def training_options(defaults: dict, run: dict) -> dict:
 def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) -> dict:
     """What the lab book shows of one experiment (book.json beside its report). records: the
     report's loaded runs (labbook.report.load_runs)."""
-    groups = {}
-    for record in records:
-        groups.setdefault(record["name"], []).append(record["evaluation"]["accuracy"])
-    means = {name: sum(acc) / len(acc) for name, acc in groups.items()}
-    best = max(means, key=means.get) if means else None
-    targets = {r["name"]: r.get("target_accuracy") for r in records}
-    checked = [means[name] >= target for name, target in targets.items() if target is not None]
+    from . import report  # numpy: only the report step, not the job graph, makes entries
+
+    best = report.best_run(records)
+    held = report.hypotheses_held(records)
     return {
         "experiment": experiment,
         "title": title,
@@ -90,12 +87,12 @@ def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) 
         "git_commit": (git or {}).get("commit"),
         "git_dirty": (git or {}).get("dirty"),
         "dataset": f"{dataset['name']} ({dataset['kind']})",
-        "runs": len(groups),
+        "runs": len(report.by_run(records)),
         "jobs": len(records),
         "best_run": best,
-        "best_accuracy": means.get(best),
-        "hypotheses_supported": sum(checked),
-        "hypotheses_checked": len(checked),
+        "best_accuracy": report.mean_accuracy(report.by_run(records)[best]) if best else None,
+        "hypotheses_supported": sum(held),
+        "hypotheses_checked": len(held),
         "report": "report.html",
     }
 

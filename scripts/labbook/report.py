@@ -220,6 +220,12 @@ def verdicts(records: list) -> list:
     return [verdict(group) for group in by_run(records).values()]
 
 
+def hypotheses_held(records: list) -> list:
+    """Whether each run with a target reached it (mean test accuracy over seeds ≥ target)."""
+    groups = by_run(records).values()
+    return [mean_accuracy(g) >= g[0]["target_accuracy"] for g in groups if g[0].get("target_accuracy") is not None]
+
+
 def headline(records: list) -> str:
     """The one sentence a reader sees first: the best run, its accuracy, how many runs met
     their targets."""
@@ -227,8 +233,7 @@ def headline(records: list) -> str:
         return "No runs were given."
     grouped = by_run(records)
     best = best_run(records)
-    targets = [(mean_accuracy(g), g[0].get("target_accuracy")) for g in grouped.values()]
-    checked = [acc >= target for acc, target in targets if target is not None]
+    checked = hypotheses_held(records)
     text = (
         f"**Best run: {md(best)}** with test accuracy "
         f"{mean_sd([r['evaluation']['accuracy'] for r in grouped[best]], percent=True)}"
