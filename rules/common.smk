@@ -43,8 +43,10 @@ DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
 # swept key that is no training option, or a value of the wrong type, stops here naming it).
 RUNS, SWEEPS = book.expand_runs(config["runs"])
 validate({**config, "runs": RUNS}, "../schemas/config.schema.yaml")
+# The dataset's image counts, listed once: the memory check here and every job's limits use them.
+DATASET_SIZE = limits.dataset_size(config["dataset"])
 # What the schema cannot see (class count, top_k, memory of image_size), before any job runs.
-check_config(config)
+check_config(config, image_count=DATASET_SIZE[0] + DATASET_SIZE[1])
 # A user's model file or weights file is named relative to the config's own folder.
 CONFIG_FILES = workflow.overwrite_configfiles or workflow.configfiles
 CONFIG_DIR = os.path.relpath(Path(CONFIG_FILES[-1]).parent) if CONFIG_FILES else "."
@@ -74,9 +76,6 @@ def on_own_gpu(command):
 # estimated from the config (a run's own `runtime:`/`mem_mb:` first), times the attempt, so a job
 # killed at its limit asks for more when Snakemake retries it. Resources, not params: they change
 # where and how long a job runs, not its results.
-DATASET_SIZE = limits.dataset_size(config["dataset"])
-
-
 def limit(step, name):
     def resource(wildcards, threads, attempt):
         run = RUNS[wildcards.run] if step == "train" else None

@@ -146,15 +146,6 @@ def known_classes(spec: dict) -> int | None:
     return None
 
 
-def known_image_count(spec: dict) -> int | None:
-    if spec.get("kind") == "demo":
-        options = dataset_options(spec)
-        return options["train_size"] + options["test_size"]
-    if spec.get("kind") == "imagefolder" and spec.get("root"):
-        return len(sources.imagefolder_files(spec["root"])) or None
-    return None
-
-
 def memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -162,10 +153,11 @@ def memory_bytes() -> int | None:
         return None
 
 
-def check_config(config: dict, memory: int | None = None) -> None:
+def check_config(config: dict, memory: int | None = None, image_count: int | None = None) -> None:
     """What the schema cannot see, checked before any job runs: a ValueError naming the key.
     One class (100% accuracy of nothing), a top_k beyond the classes, an image_size whose cache
-    would not fit in memory."""
+    would not fit in memory. image_count: the dataset's images (train and test), when the caller
+    has counted them already (limits.dataset_size, which this uses otherwise)."""
     spec = config["dataset"]
     classes = known_classes(spec)
     if classes is not None and classes < 2:
@@ -180,7 +172,12 @@ def check_config(config: dict, memory: int | None = None) -> None:
             f"(top-{top_k} accuracy would be 100% by definition); set it to {classes} or less"
         )
     size = spec.get("image_size")
-    count = known_image_count(spec) if size else None
+    if size and image_count is None:
+        from .limits import dataset_size  # limits imports this module
+
+        train, test, _ = dataset_size(spec)
+        image_count = train + test
+    count = image_count if size else None
     memory = memory or memory_bytes()
     if count and memory and count * size * size * 3 > MEMORY_SHARE * memory:
         raise ValueError(
