@@ -112,7 +112,8 @@ def model_info(opts, manifest: dict, seed: int) -> dict:
 
 
 def preprocessing(opts, manifest: dict) -> dict:
-    """The run's normalization and input size, as training used them (models.preprocessing)."""
+    """The run's normalization and input size (models.preprocessing): what training feeds the
+    network, and what the portable model applies inside."""
     size = manifest["image_shape"][0]
     return models.preprocessing(
         opts.model, opts.weights, manifest["mean"], manifest["std"], size, opts.input_size

@@ -272,9 +272,7 @@ def train(
         keep = torch.randperm(len(train_labels), generator=gen)[: opts.train_subset].sort().values
         train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
     # Pretrained weights bring their own normalization and input size (see models.preprocessing).
-    inputs = models.preprocessing(
-        opts.model, opts.weights, manifest["mean"], manifest["std"], train_images.shape[1], opts.input_size
-    )
+    inputs = export.preprocessing(opts, manifest)
     args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
     train_data = DeviceData(train_images, train_labels, *args)
     test_data = DeviceData(test_images, test_labels, *args)
