@@ -321,14 +321,14 @@ def gpu_table(records: list) -> str:
     for record, gpu in zip(records, summaries, strict=True):
         if not gpu or not gpu.get("name"):
             what = _table_text(gpu["note"]) if gpu else "not recorded"
-            rows.append([record["name"], record["seed"], what, "—", "—", "—"])
+            rows.append([md(record["name"]), record["seed"], what, "—", "—", "—"])
             continue
         allocated, reserved = gpu.get("peak_allocated_mib"), gpu.get("peak_reserved_mib")
         utilization = gpu.get("utilization_percent")
         share = f" ({reserved / gpu['total_mib']:.1%} of {gpu['total_mib']:,.0f})" if reserved else ""
         rows.append(
             [
-                record["name"],
+                md(record["name"]),
                 record["seed"],
                 _table_text(gpu["name"]),
                 f"{allocated:,.0f}" if allocated else "—",
