@@ -20,6 +20,7 @@ LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the library's standard-library layer while building the graph.
 sys.path.insert(0, str(LIBRARY.parent))
 from labbook import book, limits, options
+from labbook.predict import images_fingerprint
 from labbook.prepare import check_config, dataset_options
 
 
@@ -158,6 +159,11 @@ def train_params(wildcards):
     )
 
 
+def model_file_hash(wildcards):
+    """A user's own model file (model: file.py:Name): editing it reruns that run only."""
+    return options.model_file_hash(train_options(wildcards.run)["model"])
+
+
 def analysis_figure(name):
     return report(
         f"{ANALYSIS_DIR}/figures/{name}.png",
@@ -278,6 +284,11 @@ def predict_inputs(wildcards):
         for candidate in predict_candidates()
         for path in (train.metrics, train.program, train.program_info)
     ]
+
+
+def predict_images_hash(wildcards):
+    """The images' names and content: new, removed or edited images rerun the step."""
+    return images_fingerprint(predict_options()["images"], digest_cache=DIGEST_CACHE)
 
 
 def predict_params(wildcards):

@@ -1,9 +1,6 @@
 # `snakemake predict`: classify new images (config `predict:`) with a trained run's portable
 # model. Which run is "best" is known only after training, so the step receives every candidate
 # run's metrics and portable model, chooses itself and records the choice in summary.json.
-from labbook.predict import images_fingerprint
-
-
 rule predict:
     input:
         notebook=workflow_path("notebooks/predict.ipynb"),
@@ -29,9 +26,6 @@ rule predict:
         notebook=predict_params,
         code=code_hash("predict", "export", "imagefolder", "sources", "train"),
         # The images' names and content: new, removed or edited images rerun the step.
-        images=lambda wc: images_fingerprint(
-            predict_options()["images"],
-            digest_cache=DIGEST_CACHE,
-        ),
+        images=predict_images_hash,
     shell:
         on_own_gpu(notebook_command())

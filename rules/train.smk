@@ -30,6 +30,6 @@ rule train:
             "train", "models", "options", "cache", "plots", "export", "gpustats"
         ),
         # A user's own model file (model: file.py:Name): editing it reruns this run only.
-        model_file=lambda wc: options.model_file_hash(train_options(wc.run)["model"]),
+        model_file=model_file_hash,
     shell:
         on_own_gpu(notebook_command())
