@@ -71,3 +71,28 @@ def test_training_curves_and_accuracy_by_run(tmp_path):
     ]
     saved(plots.training_curves({"a s0": history, "b s0": history[:2]}), tmp_path, "curves")
     saved(plots.accuracy_by_run({"a": [0.8, 0.82], "b": [0.3]}), tmp_path, "accuracy")
+
+
+def test_a_sweep_over_one_option_is_accuracy_against_its_values_in_order(tmp_path):
+    points = [({"lr": 0.1}, 0.5), ({"lr": 0.001}, 0.7), ({"lr": 0.01}, 0.9)]
+    fig = plots.sweep(points, title="sweep cnn")
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [0.001, 0.01, 0.1] and list(line.get_ydata()) == [0.7, 0.9, 0.5]
+    assert fig.axes[0].get_xscale() == "log", "values 100× apart"
+    assert fig.axes[0].get_xlabel() == "lr"
+    saved(fig, tmp_path, "sweep1")
+    named = plots.sweep([({"optimizer": "sgd"}, 0.4), ({"optimizer": "adam"}, 0.6)])
+    assert [t.get_text() for t in named.axes[0].get_xticklabels()] == ["adam", "sgd"]
+
+
+def test_a_sweep_over_two_options_is_a_heat_map_of_the_grid(tmp_path):
+    points = [
+        ({"lr": 0.1, "batch_size": 128}, 0.1),
+        ({"lr": 0.1, "batch_size": 512}, 0.2),
+        ({"lr": 0.01, "batch_size": 128}, 0.3),
+    ]  # one combination missing: left blank
+    fig = plots.sweep(points)
+    grid = fig.axes[0].get_images()[0].get_array()
+    assert np.allclose(grid.filled(np.nan), [[0.3, np.nan], [0.1, 0.2]], equal_nan=True)
+    assert (fig.axes[0].get_ylabel(), fig.axes[0].get_xlabel()) == ("lr", "batch_size")
+    saved(fig, tmp_path, "sweep2")
