@@ -31,6 +31,7 @@ COMES_WITH = {"IPython": "ipykernel", "nbformat": "papermill"}
 CALLED_ONLY_BY = {
     ("labbook.provenance", "torch_environment"): {"train"},  # provenance.collect(with_torch=True)
     ("labbook.runner", "to_html"): {"report"},  # runner --html
+    ("labbook.prepare", "check_config"): set(),  # the workflow's own Python, before any job
 }
 
 
