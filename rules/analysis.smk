@@ -1,4 +1,6 @@
 # One analysis per training job, beside it; its figures are registered for `snakemake --report`.
+
+
 rule analyze:
     input:
         notebook=workflow_path("notebooks/analyze.ipynb"),
@@ -6,12 +8,12 @@ rule analyze:
         test=rules.prepare_data.output.test,
         predictions=rules.train.output.predictions,
     output:
-        **{name: analysis_figure(name) for name in book.ANALYSIS_FIGURES},
-        evaluation=f"{ANALYSIS_DIR}/evaluation.json",
-        provenance=f"{ANALYSIS_DIR}/provenance.json",
+        **{
+            name: analysis_figure(name, path) if name in files.FIGURES else path
+            for name, path in files.outputs("analyze", ANALYSIS_DIR).items()
+        },
     log:
-        notebook=f"{EXPERIMENT_DIR}/logs/analyze/{{run}}/seed{{seed}}.ipynb",
-        stdout=f"{EXPERIMENT_DIR}/logs/analyze/{{run}}/seed{{seed}}.log",
+        **logs("analyze"),
     benchmark:
         f"{EXPERIMENT_DIR}/benchmarks/analyze/{{run}}/seed{{seed}}.tsv"
     conda:
@@ -22,6 +24,6 @@ rule analyze:
         mem_mb=limit("analyze", "mem_mb"),
     params:
         notebook=analysis_params,
-        code=code_hash("metrics", "plots", "cache", "report"),
+        code=code_hash("analyze.ipynb"),
     shell:
         notebook_command()

@@ -1,8 +1,9 @@
-# Helpers shared by the rules. Every value a step uses goes into its rule's `params:` (Snakemake
-# records params, not config), so changing a value reruns exactly the steps that use it.
-# A params function may take `wildcards` only: Snakemake does not record the value of one that
-# takes input, output, threads or resources ("derived"), so a change there would rerun nothing.
-import hashlib
+# The adapter between the plan (scripts/labbook/plan/: every check and decision made while the job
+# graph is built, standard library only) and Snakemake: paths, params helpers, resources,
+# wildcard constraints. Every value a step uses goes into its rule's `params:` (Snakemake records
+# params, not config), so changing a value reruns exactly the steps that use it. A params
+# function takes `wildcards` only: Snakemake does not record one that takes input, output,
+# threads or resources ("derived"), so a change there would rerun nothing.
 import json
 import os
 import re
@@ -11,17 +12,30 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, "../schemas/config.schema.yaml")
-
 # The workflow's own files (notebooks, library) are found from this file, not from the working
 # directory, so `--directory elsewhere` and use as a Snakemake `module` work.
 WORKFLOW_DIR = Path(workflow.current_basedir).parent.resolve()
 LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
-# Snakemake's own Python imports the library's standard-library layer while building the graph.
+# Snakemake's own Python imports the plan from the checkout (an installed copy may be older).
 sys.path.insert(0, str(LIBRARY.parent))
-from labbook import book, limits, options
-from labbook.predict import images_fingerprint
-from labbook.prepare import check_config, dataset_options
+from labbook.plan.config import config_dir, load
+from labbook.plan import code, datasets, files, images, options
+
+
+def check_model(options, stored_size, where):
+    """The model checks that need torch (a model on the meta device), where torch is here."""
+    from labbook import models
+
+    models.check_options(options, stored_size, where)
+
+
+PLAN = load(
+    config,
+    validate=lambda values: validate(values, "../schemas/config.schema.yaml"),
+    config_dir=config_dir(workflow.overwrite_configfiles or workflow.configfiles),
+    check_model=check_model,
+)
+RUNS = PLAN.runs
 
 
 def workflow_path(relative):
@@ -35,22 +49,26 @@ def workflow_path(relative):
         return str(path)
 
 
-# MD5s of dataset and prediction images, remembered by size and mtime (labbook.sources).
+# Where each step writes. The rules own their outputs, built from these folders and
+# labbook/plan/files.py (the file names, shared with the library).
+EXPERIMENT_DIR = f"results/{PLAN.experiment}"
+DATA_DIR = f"results/data/{PLAN.dataset_key}"
+RUN_DIR = f"{EXPERIMENT_DIR}/runs/{{run}}/seed{{seed}}"
+ANALYSIS_DIR = f"{RUN_DIR}/{files.ANALYSIS_FOLDER}"
+PREDICT_DIR = f"{EXPERIMENT_DIR}/predict"
+INDEX = f"results/{files.INDEX}"
+# MD5s of dataset and prediction images, remembered by size and mtime (labbook/plan/sources.py).
 DIGEST_CACHE = ".snakemake/labbook/source-md5.json"
-EXPERIMENT = config["experiment"]
-EXPERIMENT_DIR = f"results/{EXPERIMENT}"
-DATA_DIR = f"results/data/{book.dataset_key(config['dataset'])}"
-# Sweeps expanded: one run per combination of values, each checked like a run of its own (a
-# swept key that is no training option, or a value of the wrong type, stops here naming it).
-RUNS, SWEEPS = book.expand_runs(config["runs"])
-validate({**config, "runs": RUNS}, "../schemas/config.schema.yaml")
-# The dataset's image counts, listed once: the memory check here and every job's limits use them.
-DATASET_SIZE = limits.dataset_size(config["dataset"])
-# What the schema cannot see (class count, top_k, memory of image_size), before any job runs.
-check_config(config, image_count=DATASET_SIZE[0] + DATASET_SIZE[1])
-# A user's model file or weights file is named relative to the config's own folder.
-CONFIG_FILES = workflow.overwrite_configfiles or workflow.configfiles
-CONFIG_DIR = os.path.relpath(Path(CONFIG_FILES[-1]).parent) if CONFIG_FILES else "."
+
+
+def logs(step, name="{run}/seed{seed}"):
+    """The executed notebook (kept also when the step fails) and its log."""
+    folder = f"{EXPERIMENT_DIR}/logs/{step}/{name}"
+    return {"notebook": f"{folder}.ipynb", "stdout": f"{folder}.log"}
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
 
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
@@ -73,80 +91,33 @@ def on_own_gpu(command):
     )
 
 
-# What each job asks a cluster for (labbook/limits.py): `runtime` in minutes and `mem_mb` in MB,
-# estimated from the config (a run's own `runtime:`/`mem_mb:` first), times the attempt, so a job
-# killed at its limit asks for more when Snakemake retries it. Resources, not params: they change
-# where and how long a job runs, not its results.
+def code_hash(notebook, *shell_modules):
+    """Hash of the library code a step runs, found from its notebook's imports and the
+    modules its shell command runs: editing one reruns the steps that use it."""
+    return code.code_hash(
+        LIBRARY,
+        WORKFLOW_DIR / "notebooks" / notebook,
+        {"labbook.runner", *shell_modules},
+    )
+
+
+# What each job asks a cluster for (labbook/plan/limits.py): `runtime` in minutes and `mem_mb`
+# in MB, times the attempt, so a job killed at its limit asks for more when Snakemake retries it.
+# Resources, not params: they change where and how long a job runs, not its results.
 def limit(step, name):
     def resource(wildcards, threads, attempt):
-        run = RUNS[wildcards.run] if step == "train" else None
-        # every option, TrainOptions' defaults under what the config says
-        values = {**options.defaults(), **train_options(wildcards.run)} if run else None
-        images = predict_options()["images"] if step == "predict" else None
-        estimate = limits.job(
-            step, config["dataset"], DATASET_SIZE, threads, values, run, images
-        )
-        return attempt * estimate[name]
+        run = wildcards.run if step == "train" else None
+        return attempt * PLAN.limits(step, threads, run)[name]
 
     return resource
 
 
-def code_hash(*modules):
-    """Hash of the library modules a step runs: editing one reruns the steps that use it."""
-    digest = hashlib.sha256()
-    for module in ("__init__", "runner", "provenance", *modules):
-        digest.update((LIBRARY / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def run_seeds():
-    """[(run, seed)] for every training job, in config order (sweeps expanded)."""
-    return [
-        (run, seed) for run, spec in RUNS.items() for seed in spec.get("seeds", [0])
-    ]
-
-
 def each_job(pattern):
     """One path per training job from a rule's output pattern with {run} and {seed}."""
-    return [pattern.format(run=run, seed=seed) for run, seed in run_seeds()]
+    return [pattern.format(run=run, seed=seed) for run, seed in PLAN.jobs]
 
 
-def as_json(value):
-    return json.dumps(value, sort_keys=True)
-
-
-# Where each step writes: one training job's folder, its analysis, the report, the lab book.
-RUN_DIR = f"{EXPERIMENT_DIR}/runs/{{run}}/seed{{seed}}"
-ANALYSIS_DIR = f"{RUN_DIR}/analysis"
-REPORT_PROVENANCE = f"{EXPERIMENT_DIR}/report.provenance.json"
-BOOK_ENTRY = f"{EXPERIMENT_DIR}/book.json"
-INDEX = "results/index.html"
-
-
-def train_options(run):
-    """The run's options over `train:` (TrainOptions' defaults fill in the rest, in the step),
-    with a model or weights file's path relative to the working directory.
-    """
-    values = book.training_options(config.get("train", {}), RUNS[run])
-    return options.relative_to_workdir(values, CONFIG_DIR)
-
-
-def check_training_options():
-    """Every run's training options against TrainOptions, and its model against the data's image
-    size, before any job: an error names the key (`runs.<run>.<key>`)."""
-    options.TrainOptions.from_dict(config.get("train", {}), where="train.")
-    runs = {
-        run: options.TrainOptions.from_dict(train_options(run), where=f"runs.{run}.")
-        for run in RUNS
-    }
-    # The size of the prepared images (CIFAR-10's are 32×32).
-    stored_size = dataset_options(config["dataset"]).get("image_size", 32)
-    options.check_models(runs, stored_size, ".snakemake/labbook/model-checks.json")
-
-
-check_training_options()
-
-
+# ------------------------------------------------------------ train (rules/train.smk)
 def train_params(wildcards):
     return as_json(
         {
@@ -154,27 +125,24 @@ def train_params(wildcards):
             "out_dir": RUN_DIR.format(**wildcards),
             "run": wildcards.run,
             "seed": int(wildcards.seed),
-            "options": train_options(wildcards.run),
+            "options": PLAN.train_options(wildcards.run),
         }
     )
 
 
 def model_file_hash(wildcards):
     """A user's own model file (model: file.py:Name): editing it reruns that run only."""
-    return options.model_file_hash(train_options(wildcards.run)["model"])
+    return options.model_file_hash(PLAN.train_options(wildcards.run)["model"])
 
 
-def analysis_figure(name):
+# ------------------------------------------------------------ analyze (rules/analysis.smk)
+def analysis_figure(name, path):
     return report(
-        f"{ANALYSIS_DIR}/figures/{name}.png",
+        path,
         caption=f"report/{name}.rst",
         category="Analysis",
         subcategory="{run} seed {seed}",
-        labels={
-            "run": "{run}",
-            "seed": "{seed}",
-            "figure": book.ANALYSIS_FIGURES[name],
-        },
+        labels={"run": "{run}", "seed": "{seed}", "figure": files.FIGURES[name]},
     )
 
 
@@ -186,46 +154,16 @@ def analysis_params(wildcards):
             "out_dir": ANALYSIS_DIR.format(**wildcards),
             "run": wildcards.run,
             "seed": int(wildcards.seed),
-            "options": config["analysis"],
+            "options": PLAN.analysis,
         }
     )
 
 
-def job_files(run, seed):
-    """The files of one training job the report reads, from the rules that write them."""
-    wildcards = {"run": run, "seed": seed}
-    analysis = rules.analyze.output
-    return {
-        "metrics": rules.train.output.metrics.format(**wildcards),
-        "train_provenance": rules.train.output.provenance.format(**wildcards),
-        "evaluation": analysis.evaluation.format(**wildcards),
-        "analysis_provenance": analysis.provenance.format(**wildcards),
-        "figures": {
-            name: getattr(analysis, name).format(**wildcards)
-            for name in book.ANALYSIS_FIGURES
-        },
-    }
-
-
-def report_runs():
-    """What the report needs of each training job: its files, its target, its sweep."""
-    return [
-        {
-            "name": run,
-            "seed": seed,
-            "target_accuracy": RUNS[run].get("target_accuracy"),
-            "hypothesis": RUNS[run].get("hypothesis", ""),
-            "sweep": SWEEPS.get(run),
-            **job_files(run, seed),
-        }
-        for run, seed in run_seeds()
-    ]
-
-
+# ------------------------------------------------------------ report and index (rules/report.smk)
 def step_notebooks():
     """Executed notebooks of every step, relative to the report's folder (appendix links)."""
     paths = [rules.prepare_data.log.notebook]
-    for run, seed in run_seeds():
+    for run, seed in PLAN.jobs:
         paths += [
             rules.train.log.notebook.format(run=run, seed=seed),
             rules.analyze.log.notebook.format(run=run, seed=seed),
@@ -236,73 +174,48 @@ def step_notebooks():
 def book_entries():
     """Every experiment's book.json on disk, and this experiment's: the index lists them all,
     and reruns when any of them is rebuilt."""
-    on_disk = {str(path) for path in Path("results").glob("*/book.json")}
-    return sorted(on_disk | {BOOK_ENTRY})
+    on_disk = {
+        str(path) for path in Path("results").glob(f"*/{files.REPORT['book_entry']}")
+    }
+    return sorted(on_disk | {rules.report.output.book_entry})
 
 
-wildcard_constraints:
-    run="|".join(re.escape(run) for run in RUNS),
-    seed=r"\d+",
+REPORT_OUTPUTS = files.outputs("report", EXPERIMENT_DIR)
 
 
-# ---------------------------------------------------------------- predict (rules/predict.smk)
-PREDICT_DIR = f"{EXPERIMENT_DIR}/predict"
-
-
-def predict_options():
-    """The config's predict: block (schema defaults filled in); an error naming what is missing."""
-    if "predict" not in config:
-        raise ValueError(
-            "`snakemake predict` needs a predict: block in the config, e.g.\n"
-            "predict:\n  images: path/to/new/images"
-        )
-    return config["predict"]
-
-
-def predict_candidates():
-    """[{run, seed, dir}] the step chooses from: every training job (run: best), the named run's
-    seeds, or every run a named sweep expands to."""
-    run = predict_options()["run"]
-    swept = [name for name, sweep in SWEEPS.items() if sweep["run"] == run]
-    wanted = RUNS if run == "best" else [run] if run in RUNS else swept
-    if not wanted:
-        raise ValueError(
-            f"predict: run {run!r} is not a run of this config; runs: {sorted(config['runs'])}"
-        )
-    return [
-        {"run": name, "seed": seed, "dir": RUN_DIR.format(run=name, seed=seed)}
-        for name, seed in run_seeds()
-        if name in wanted
-    ]
-
-
+# ------------------------------------------------------------ predict (rules/predict.smk)
 def predict_inputs(wildcards):
     """Each candidate's metrics and portable model, from the train rule's outputs."""
     train = rules.train.output
     return [
         path.format(run=candidate["run"], seed=candidate["seed"])
-        for candidate in predict_candidates()
+        for candidate in PLAN.predict_candidates(RUN_DIR)
         for path in (train.metrics, train.program, train.program_info)
     ]
 
 
 def predict_images_hash(wildcards):
     """The images' names and content: new, removed or edited images rerun the step."""
-    return images_fingerprint(predict_options()["images"], digest_cache=DIGEST_CACHE)
+    return images.images_fingerprint(
+        PLAN.predict_options()["images"], digest_cache=DIGEST_CACHE
+    )
 
 
 def predict_params(wildcards):
-    options = predict_options()
-    images = options["images"]
+    chosen = PLAN.predict_options()
+    given = chosen.pop("images")
+    # A named sweep: the best of its runs.
+    chosen["run"] = chosen["run"] if chosen["run"] in RUNS else "best"
     return as_json(
         {
-            "images": [images] if isinstance(images, str) else images,
-            "candidates": predict_candidates(),
-            # A named sweep: the best of its runs.
-            "run": options["run"] if options["run"] in RUNS else "best",
-            "top_k": options["top_k"],
-            "batch_size": options["batch_size"],
-            "device": options["device"],
+            "images": [given] if isinstance(given, str) else given,
+            "candidates": PLAN.predict_candidates(RUN_DIR),
+            "options": chosen,
             "out_dir": PREDICT_DIR,
         }
     )
+
+
+wildcard_constraints:
+    run="|".join(re.escape(run) for run in RUNS),
+    seed=r"\d+",

@@ -5,24 +5,20 @@ report: "report/workflow.rst"
 
 rule report:
     input:
+        **rules.prepare_data.output,
         notebook=workflow_path("notebooks/report.ipynb"),
-        manifest=rules.prepare_data.output.manifest,
-        train=rules.prepare_data.output.train,
         metrics=each_job(rules.train.output.metrics),
         train_provenance=each_job(rules.train.output.provenance),
-        analyses=[each_job(path) for name, path in rules.analyze.output.items()],
+        analyses=[each_job(path) for path in rules.analyze.output],
     output:
-        notebook=f"{EXPERIMENT_DIR}/report.ipynb",
+        **{name: path for name, path in REPORT_OUTPUTS.items() if name != "html"},
         html=report(
-            f"{EXPERIMENT_DIR}/report.html",
+            REPORT_OUTPUTS["html"],
             caption="report/lab_report.rst",
             category="Lab report",
         ),
-        provenance=REPORT_PROVENANCE,
-        book_entry=BOOK_ENTRY,
     log:
-        notebook=f"{EXPERIMENT_DIR}/logs/report/report.ipynb",
-        stdout=f"{EXPERIMENT_DIR}/logs/report/report.log",
+        **logs("report", "report"),
     benchmark:
         f"{EXPERIMENT_DIR}/benchmarks/report.tsv"
     conda:
@@ -34,19 +30,21 @@ rule report:
     params:
         notebook=as_json(
             {
-                "experiment": EXPERIMENT,
-                "title": config["title"],
-                "objective": config["objective"],
+                "experiment": PLAN.experiment,
+                "title": PLAN.config["title"],
+                "objective": PLAN.config["objective"],
                 "data_dir": DATA_DIR,
-                "runs": report_runs(),
-                "config": config,
+                "runs": [
+                    job.to_dict() for job in PLAN.job_records(RUN_DIR, ANALYSIS_DIR)
+                ],
+                "config": PLAN.config,
                 "logs": step_notebooks(),
                 "tensorboard_dir": f"{EXPERIMENT_DIR}/runs",
-                "provenance_path": REPORT_PROVENANCE,
-                "book_entry_path": BOOK_ENTRY,
+                "provenance_path": REPORT_OUTPUTS["provenance"],
+                "book_entry_path": REPORT_OUTPUTS["book_entry"],
             }
         ),
-        code=code_hash("report", "plots", "cache", "book"),
+        code=code_hash("report.ipynb"),
     shell:
         notebook_command("--html {output.html:q}")
         + " && cp {log.notebook:q} {output.notebook:q}"
@@ -59,8 +57,7 @@ rule index:
     output:
         INDEX,
     log:
-        notebook=f"{EXPERIMENT_DIR}/logs/index/index.ipynb",
-        stdout=f"{EXPERIMENT_DIR}/logs/index/index.log",
+        **logs("index", "index"),
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -69,6 +66,6 @@ rule index:
         mem_mb=limit("index", "mem_mb"),
     params:
         notebook=as_json({"entries": book_entries(), "out": INDEX}),
-        code=code_hash("book", "cache"),
+        code=code_hash("index.ipynb"),
     shell:
         notebook_command()

@@ -35,9 +35,9 @@ def demo_report(demo_data, tmp_path_factory):
 
 def data_dir(workdir: Path, dataset: dict) -> Path:
     """Where the workflow keeps the prepared data of a dataset spec."""
-    from labbook import book
+    from labbook.plan import datasets
 
-    return workdir / "results" / "data" / book.dataset_key(dataset)
+    return workdir / "results" / "data" / datasets.key(dataset)
 
 
 def copy_workflow(dest: Path) -> Path:

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from labbook import book, cache, metrics, provenance, runner
+from labbook import cache, metrics, provenance, runner
+from labbook.plan.record import JobRecord
 
 REPO = Path(__file__).resolve().parents[1]
 # A value no report or provenance record may ever contain (see test_report.py).
@@ -64,13 +65,8 @@ def build(data_dir: Path, root: Path) -> Path:
                 root / "results" / "fabricated" / "logs" / "analyze" / name / f"seed{seed}.ipynb",
                 params,
             )
-            analysis = train_dir / "analysis"
-            runs.append({"name": name, "seed": seed, "metrics": str(train_dir / "metrics.json"),
-                         "train_provenance": str(train_dir / "provenance.json"),
-                         "evaluation": str(analysis / "evaluation.json"),
-                         "analysis_provenance": str(analysis / "provenance.json"),
-                         "figures": {f: str(analysis / "figures" / f"{f}.png") for f in book.ANALYSIS_FIGURES},
-                         "target_accuracy": spec["target_accuracy"], "hypothesis": spec["hypothesis"]})  # fmt: skip
+            runs.append(JobRecord(name, seed, str(train_dir), str(train_dir / "analysis"),
+                                  spec["target_accuracy"], spec["hypothesis"]).to_dict())  # fmt: skip
     config = {"title": "Fabricated runs", "runs": {n: {"seeds": s["seeds"]} for n, s in RUNS.items()}}
     out = root / "results" / "fabricated"
     params = {"experiment": "fabricated", "title": "Fabricated runs",

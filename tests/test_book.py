@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import REPO, SNAKEMAKE, copy_workflow, snakemake, venv_environment
 from labbook import book
+from labbook.plan import datasets
+from labbook.plan import runs as plan_runs
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -46,25 +48,40 @@ def run(workdir: Path, config: dict, *args) -> dict:
 
 
 def file_hashes(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 # ------------------------------------------------------------------ library, no workflow
 def test_a_dataset_spec_gets_one_folder_whatever_defaults_it_spells_out():
     implicit = {"name": "shapes", "kind": "demo"}
-    explicit = {"name": "shapes", "kind": "demo", "train_size": 4000, "test_size": 1000, "seed": 0, "image_size": 32}
-    assert book.dataset_key(implicit) == book.dataset_key(explicit)
-    assert book.dataset_key(implicit).startswith("shapes-")
-    assert book.dataset_key({**implicit, "image_size": 48}) != book.dataset_key(implicit)
-    assert book.dataset_key({**implicit, "name": "other"}) != book.dataset_key(implicit)
+    explicit = {
+        "name": "shapes",
+        "kind": "demo",
+        "train_size": 4000,
+        "test_size": 1000,
+        "seed": 0,
+        "image_size": 32,
+    }
+    assert datasets.key(implicit) == datasets.key(explicit)
+    assert datasets.key(implicit).startswith("shapes-")
+    assert datasets.key({**implicit, "image_size": 48}) != datasets.key(implicit)
+    assert datasets.key({**implicit, "name": "other"}) != datasets.key(implicit)
 
 
 def test_a_sweep_expands_into_one_named_run_per_combination():
     runs = {
         "base": {"seeds": [0]},
-        "cnn": {"seeds": [0, 1], "target_accuracy": 0.5, "sweep": {"lr": [0.1, 0.01], "batch_size": [128, 512]}},
+        "cnn": {
+            "seeds": [0, 1],
+            "target_accuracy": 0.5,
+            "sweep": {"lr": [0.1, 0.01], "batch_size": [128, 512]},
+        },
     }
-    expanded, sweeps = book.expand_runs(runs)
+    expanded, sweeps = plan_runs.expand_runs(runs)
     assert list(expanded) == [
         "base",
         "cnn-lr0.1-batch_size128",
@@ -72,16 +89,21 @@ def test_a_sweep_expands_into_one_named_run_per_combination():
         "cnn-lr0.01-batch_size128",
         "cnn-lr0.01-batch_size512",
     ]
-    assert expanded["cnn-lr0.01-batch_size512"] == {"seeds": [0, 1], "target_accuracy": 0.5, "lr": 0.01, "batch_size": 512}
+    assert expanded["cnn-lr0.01-batch_size512"] == {
+        "seeds": [0, 1],
+        "target_accuracy": 0.5,
+        "lr": 0.01,
+        "batch_size": 512,
+    }
     assert sweeps["cnn-lr0.1-batch_size512"] == {"run": "cnn", "values": {"lr": 0.1, "batch_size": 512}}
     assert "base" not in sweeps
-    assert book.sweep_name("r", {"weights": "my/file.pt"}) == "r-weightsmy_file.pt"  # path-safe
+    assert plan_runs.sweep_name("r", {"weights": "my/file.pt"}) == "r-weightsmy_file.pt"  # path-safe
 
 
 def test_a_sweep_name_taken_by_another_run_is_an_error_naming_both():
     runs = {"cnn-lr0.1": {}, "cnn": {"sweep": {"lr": [0.1]}}}
     with pytest.raises(ValueError, match=r"'cnn'.*'cnn-lr0.1'"):
-        book.expand_runs(runs)
+        plan_runs.expand_runs(runs)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +141,9 @@ def test_the_lab_book_escapes_what_configs_say_and_links_each_report(tmp_path):
     older = {**entry, "experiment": "older", "date": "2000-01-01T00:00:00+00:00"}
     (tmp_path / "older").mkdir()
     (tmp_path / "older" / "book.json").write_text(json.dumps(older))
-    listed = book.write_index([tmp_path / "older" / "book.json", tmp_path / "x<1" / "book.json"], tmp_path / "index.html")
+    listed = book.write_index(
+        [tmp_path / "older" / "book.json", tmp_path / "x<1" / "book.json"], tmp_path / "index.html"
+    )
     assert [e["experiment"] for e in listed] == ["x<1", "older"], "newest first"
     page = (tmp_path / "index.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page and "&lt;b&gt;data" in page
@@ -178,7 +202,9 @@ def test_runs_from_another_directory_and_as_a_module(tmp_path):
     (folder / "my.yaml").write_text(yaml.safe_dump(config))
     command = [*SNAKEMAKE, "-s", str(clone / "Snakefile"), "--directory", str(folder)]
     command += ["--configfile", str(folder / "my.yaml"), "--cores", "2"]
-    result = subprocess.run(command, cwd=tmp_path, env=venv_environment(), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=venv_environment(), capture_output=True, text=True, timeout=900
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (folder / "results" / "elsewhere" / "report.html").is_file()
     assert (folder / "results" / "index.html").is_file()
@@ -209,7 +235,12 @@ rule all:
 """
     )
     result = subprocess.run(
-        [*SNAKEMAKE, "--cores", "2"], cwd=host, env=venv_environment(), capture_output=True, text=True, timeout=900
+        [*SNAKEMAKE, "--cores", "2"],
+        cwd=host,
+        env=venv_environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (host / "results" / "as-module" / "report.html").is_file()

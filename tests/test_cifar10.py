@@ -4,7 +4,9 @@ import pickle
 
 import numpy as np
 import pytest
-from labbook import cifar10, prepare, sources
+from labbook import cifar10, prepare
+from labbook.plan import datasets, sources
+from labbook.plan.kinds import cifar10 as cifar10_kind
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -39,7 +41,7 @@ def fabricated(tmp_path, monkeypatch):
     written = fabricate(tmp_path / "cifar")
     for name in cifar10.FILES:
         monkeypatch.setitem(
-            sources.CIFAR10_MD5, name, sources.file_md5(tmp_path / "cifar" / cifar10.FOLDER / name)
+            cifar10_kind.MD5, name, sources.file_md5(tmp_path / "cifar" / cifar10.FOLDER / name)
         )
     return tmp_path / "cifar", written
 
@@ -48,7 +50,7 @@ def test_checksums_are_torchvisions():
     torchvision = pytest.importorskip("torchvision")
     known = dict(torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)
     known[torchvision.datasets.CIFAR10.meta["filename"]] = torchvision.datasets.CIFAR10.meta["md5"]
-    assert sources.CIFAR10_MD5 == known
+    assert cifar10_kind.MD5 == known
     assert cifar10.URL == torchvision.datasets.CIFAR10.url
     assert cifar10.ARCHIVE_MD5 == torchvision.datasets.CIFAR10.tgz_md5
 
@@ -62,7 +64,7 @@ def test_reads_the_batches_pixel_for_pixel(fabricated):
     np.testing.assert_array_equal(train_images[10:20], written["data_batch_2"][0])
     np.testing.assert_array_equal(train_labels[10:20], written["data_batch_2"][1])
     np.testing.assert_array_equal(splits["test"][0], written["test_batch"][0])
-    assert digests == sources.CIFAR10_MD5
+    assert digests == cifar10_kind.MD5
 
 
 def test_a_corrupted_file_is_detected_naming_it(fabricated):
@@ -122,10 +124,10 @@ def test_prepare_and_fingerprint(fabricated, tmp_path):
     assert sum(manifest["counts"]["train"].values()) == 50
     assert sum(manifest["counts"]["test"].values()) == 10
     assert manifest["image_shape"] == [32, 32, 3]
-    assert manifest["source_hash"] == prepare.source_fingerprint(spec)
+    assert manifest["source_hash"] == datasets.fingerprint(spec)
     # Not downloaded yet: the fingerprint is that of the files the download will bring.
     empty = {**spec, "root": str(tmp_path / "not-yet"), "download": True}
-    assert prepare.source_fingerprint(empty) == manifest["source_hash"]
+    assert datasets.fingerprint(empty) == manifest["source_hash"]
 
 
 @pytest.mark.parametrize("downloader", ["torchvision", "stdlib"])
@@ -148,7 +150,7 @@ def test_download_fills_a_missing_root(tmp_path, monkeypatch, downloader):
     monkeypatch.setattr(cifar10, "ARCHIVE_MD5", sources.file_md5(archive))
     for name in cifar10.FILES:
         monkeypatch.setitem(
-            sources.CIFAR10_MD5, name, sources.file_md5(tmp_path / "source" / cifar10.FOLDER / name)
+            cifar10_kind.MD5, name, sources.file_md5(tmp_path / "source" / cifar10.FOLDER / name)
         )
     if downloader == "stdlib":  # as in the data step's conda env, which has no torchvision
         monkeypatch.setitem(sys.modules, "torchvision.datasets.utils", None)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labbook import imagefolder, prepare, sources
+from labbook import imagefolder
+from labbook.plan import datasets, sources
 from PIL import Image
 
 RED, GREEN, BLUE, YELLOW = (220, 20, 20), (20, 200, 40), (30, 40, 210), (230, 220, 30)
@@ -156,21 +157,21 @@ def test_a_warm_digest_cache_reads_no_file(tmp_path, monkeypatch):
     real_md5 = sources.file_md5
     monkeypatch.setattr(sources, "file_md5", lambda path: read.append(Path(path).name) or real_md5(path))
 
-    cold = prepare.source_fingerprint(spec, cache_file)
+    cold = datasets.fingerprint(spec, cache_file)
     assert len(read) == 12, "a cold cache reads every file once"
     assert len(json.loads(cache_file.read_text())) == 12
     read.clear()
-    assert prepare.source_fingerprint(spec, cache_file) == cold
+    assert datasets.fingerprint(spec, cache_file) == cold
     assert read == [], "a warm cache only stats the files"
 
     touched = root / "train" / "class0" / "1.png"
     os.utime(touched, ns=(1, 1))
-    assert prepare.source_fingerprint(spec, cache_file) == cold
+    assert datasets.fingerprint(spec, cache_file) == cold
     assert read == ["1.png"], "a touched file is read again, and only it"
     read.clear()
-    assert prepare.source_fingerprint(spec, cache_file) == cold and read == []
+    assert datasets.fingerprint(spec, cache_file) == cold and read == []
     # no cache file: every look reads everything
-    prepare.source_fingerprint(spec)
+    datasets.fingerprint(spec)
     assert len(read) == 12
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from labbook.plan import code
 
 LIBRARY = REPO / "scripts" / "labbook"
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
@@ -31,7 +32,6 @@ COMES_WITH = {"IPython": "ipykernel", "nbformat": "papermill"}
 CALLED_ONLY_BY = {
     ("labbook.provenance", "torch_environment"): {"train"},  # provenance.collect(with_torch=True)
     ("labbook.runner", "to_html"): {"report"},  # runner --html
-    ("labbook.prepare", "check_config"): set(),  # the workflow's own Python, before any job
 }
 
 
@@ -136,26 +136,19 @@ def imports_of(tree: ast.Module, module: str, step: str) -> set:
 
 def step_imports(step: str, notebook: Path, shell: str) -> set:
     """Top-level modules outside labbook that a step needs: its notebook, the runner, and every
-    labbook module they reach."""
-    roots = [("notebook", notebook_tree(notebook)), ("labbook.runner", None)]
-    if "on_own_gpu" in shell:
-        roots.append(("labbook.gpus", None))
-    seen, needed = set(), set()
-    while roots:
-        module, tree = roots.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        if tree is None:
-            tree = ast.parse((LIBRARY / f"{module.split('.')[1]}.py").read_text())
+    labbook module they reach (found as the workflow finds a step's code: labbook.plan.code)."""
+    extra = {"labbook.runner", *(["labbook.gpus"] if "on_own_gpu" in shell else [])}
+    trees = [("notebook", notebook_tree(notebook))]
+    for path in code.step_modules(LIBRARY, notebook, extra):
+        parts = path.relative_to(LIBRARY.parent).with_suffix("").parts
+        trees.append(
+            (".".join(parts[:-1] if parts[-1] == "__init__" else parts), ast.parse(path.read_text()))
+        )
+    needed = set()
+    for module, tree in trees:
         for name in imports_of(tree, module, step):
             top = name.split(".")[0]
-            if top == "labbook":
-                part = name.split(".")[1:2]
-                if part and (LIBRARY / f"{part[0]}.py").exists():
-                    roots.append((f"labbook.{part[0]}", None))
-                continue
-            if top in sys.stdlib_module_names or top == "__future__":
+            if top in ("labbook", "__future__") or top in sys.stdlib_module_names:
                 continue
             needed.add("torch.utils.tensorboard" if name.startswith("torch.utils.tensorboard") else top)
     return needed
@@ -261,4 +254,5 @@ def test_the_import_walk_sees_what_it_should():
     assert {"torch", "numpy", "papermill", "torch.utils.tensorboard", "tqdm"} <= train
     data = step_imports("prepare_data", rule_notebook(STEPS["prepare_data"]), STEPS["prepare_data"])
     assert "torch" not in data and "torchvision" not in data  # lazy torch, optional torchvision
+    assert "PIL" in data  # reached only through the imagefolder kind's named loader
     assert "nbconvert" in step_imports("report", rule_notebook(STEPS["report"]), STEPS["report"])

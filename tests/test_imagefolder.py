@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from labbook import cache, imagefolder, prepare
 from labbook.imagefolder import LayoutError
+from labbook.plan import datasets
 from PIL import Image
 
 # A distinct colour per class, so a test can tell from pixels which class an image came from.
@@ -234,15 +235,15 @@ def test_source_hash_matches_the_workflow_fingerprint_and_follows_the_files(tmp_
     spec = {"name": "ab", "kind": "imagefolder", "root": str(root)}
     digest_cache = tmp_path / "md5.json"
     manifest = prepare.prepare(spec, tmp_path / "out")
-    fingerprint = prepare.source_fingerprint(spec, digest_cache)
+    fingerprint = datasets.fingerprint(spec, digest_cache)
     assert manifest["source_hash"] == fingerprint
 
     os.utime(root / "train" / "ants" / "0.jpg", (1, 1))  # touched, same content
-    assert prepare.source_fingerprint(spec, digest_cache) == fingerprint
+    assert datasets.fingerprint(spec, digest_cache) == fingerprint
     write_image(root / "train" / "ants" / "0.jpg", (0, 255, 0))  # edited
-    edited = prepare.source_fingerprint(spec, digest_cache)
+    edited = datasets.fingerprint(spec, digest_cache)
     assert edited != fingerprint
     (root / "train" / "ants" / "0.jpg").rename(root / "train" / "ants" / "9.jpg")  # renamed
-    assert prepare.source_fingerprint(spec, digest_cache) not in (fingerprint, edited)
+    assert datasets.fingerprint(spec, digest_cache) not in (fingerprint, edited)
     # A missing root is the data step's error to report, not the job graph's.
-    assert prepare.source_fingerprint({**spec, "root": str(tmp_path / "nowhere")})
+    assert datasets.fingerprint({**spec, "root": str(tmp_path / "nowhere")})

@@ -5,7 +5,9 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, copy_workflow, snakemake
-from labbook import limits, models
+from labbook import models
+from labbook.plan import datasets, limits
+from labbook.plan.kinds import cifar10 as cifar10_kind
 from PIL import Image
 
 DEMO = {"name": "shapes", "kind": "demo", "train_size": 4000, "test_size": 1000}
@@ -49,7 +51,7 @@ def test_the_cost_table_matches_every_model(name):
 
 
 def test_training_time_follows_epochs_images_model_and_input_size():
-    cifar = limits.dataset_size(CIFAR10)
+    cifar = datasets.size(CIFAR10)
     epoch = limits.epoch_seconds(options(), cifar)
     vgg = limits.epoch_seconds(options(model="vgg16"), cifar)
     assert vgg > 3 * epoch
@@ -105,7 +107,7 @@ def make_imagefolder(root, splits):
 
 def test_imagefolder_size_is_counted_from_its_files(tmp_path):
     make_imagefolder(tmp_path / "a", {"train": {"x": 6, "y": 4}, "val": {"x": 2, "y": 3}})
-    assert limits.dataset_size({"name": "a", "kind": "imagefolder", "root": str(tmp_path / "a")}) == (
+    assert datasets.size({"name": "a", "kind": "imagefolder", "root": str(tmp_path / "a")}) == (
         10,
         5,
         32,
@@ -118,16 +120,16 @@ def test_imagefolder_size_is_counted_from_its_files(tmp_path):
         "holdout": 0.25,
         "image_size": 64,
     }
-    assert limits.dataset_size(spec) == (15, 5, 64)
+    assert datasets.size(spec) == (15, 5, 64)
     missing = {"name": "c", "kind": "imagefolder", "root": str(tmp_path / "nowhere")}
-    assert limits.dataset_size(missing) == (0, 0, 32)  # the data step reports it, not the DAG
+    assert datasets.size(missing) == (0, 0, 32)  # the data step reports it, not the DAG
     assert limits.train(options(), missing, {})["runtime"] >= limits.START_MINUTES
 
 
 def test_only_a_data_step_that_downloads_is_retried_by_its_rule():
-    assert limits.data_retries(CIFAR10) == limits.DOWNLOAD_RETRIES > 0  # download: true by default
-    assert limits.data_retries({**CIFAR10, "download": False}) is None
-    assert limits.data_retries(DEMO) is None
+    assert datasets.retries(CIFAR10) == cifar10_kind.DOWNLOAD_RETRIES > 0  # download: true by default
+    assert datasets.retries({**CIFAR10, "download": False}) is None
+    assert datasets.retries(DEMO) is None
 
 
 @pytest.mark.slow
@@ -145,7 +147,7 @@ def test_a_failing_download_is_tried_again_by_snakemake(tmp_path, monkeypatch):
     result = snakemake(work, "--until", "prepare_data", check=False, timeout=600)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert output.count("Error in rule prepare_data") == 1 + limits.DOWNLOAD_RETRIES, output[-3000:]
+    assert output.count("Error in rule prepare_data") == 1 + cifar10_kind.DOWNLOAD_RETRIES, output[-3000:]
     assert "could not download CIFAR-10" in output
 
 

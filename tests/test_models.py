@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from labbook import models
-from labbook.options import TrainOptions
+from labbook.plan.options import TrainOptions
 
 
 @pytest.mark.parametrize("name", ["simplecnn", "cifarnet"])

@@ -14,6 +14,7 @@ import torch
 import yaml
 from conftest import REPO, copy_workflow, snakemake
 from labbook import cache, demo, export, imagefolder, predict, prepare, train
+from labbook.plan import images
 from PIL import Image
 
 # Class names with characters that mean something in HTML and CSV.
@@ -69,12 +70,13 @@ def test_training_writes_the_portable_model_and_its_description(demo_run, demo_d
 
 
 TORCH_ONLY = """
-import json, sys, torch
-try:
-    import labbook
-    sys.exit("labbook must not be importable here")
-except ImportError:
-    pass
+import json, sys
+class Refuse:  # labbook (installed in this Python) and torchvision must not be needed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("labbook", "torchvision"):
+            raise ImportError(f"{name} is not importable here")
+sys.meta_path.insert(0, Refuse())
+import torch
 info = json.load(open("model.json"))
 model = torch.export.load(info["program"]).module()
 images, expected = torch.load("sample.pt")
@@ -129,7 +131,7 @@ def test_predicting_the_test_split_files_gives_the_training_steps_top1(resize, t
     run_dir = train_run(data_dir, tmp_path / "run", epochs=15, lr=0.003, optimizer="adam")
     assert json.loads((run_dir / export.INFO).read_text(encoding="utf-8"))["resize"] == resize
 
-    paths = predict.image_paths(root / "test")
+    paths = images.image_paths(root / "test")
     result = predict.predict(run_dir, paths, batch_size=16, device="cpu", top_k=2)
 
     # The training step's test images, in its own order, without the file it skipped.
@@ -153,7 +155,7 @@ def test_csv_and_page_list_top_k_per_image_with_names_escaped(tmp_path):
     data_dir = tmp_path / "data"
     prepare.prepare({"name": "photos", "kind": "imagefolder", "root": str(root)}, data_dir)
     run_dir = train_run(data_dir, tmp_path / "run", epochs=1)
-    result = predict.predict(run_dir, predict.image_paths(root / "test"), device="cpu", top_k=5)
+    result = predict.predict(run_dir, images.image_paths(root / "test"), device="cpu", top_k=5)
     choice = predict.choose_run([{"run": "r<1>", "seed": 0, "dir": str(run_dir)}])
 
     predict.write_csv(tmp_path / "predictions.csv", result)
@@ -187,16 +189,16 @@ def test_image_paths_from_a_folder_or_a_list_and_clear_errors(tmp_path):
     for name in ("a.png", "sub/b.JPG", ".hidden.png", "notes.txt", ".cache/c.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    assert predict.image_paths(tmp_path) == [tmp_path / "a.png", tmp_path / "sub" / "b.JPG"]
-    assert predict.image_paths([str(tmp_path / "notes.txt"), tmp_path / "sub"]) == [
+    assert images.image_paths(tmp_path) == [tmp_path / "a.png", tmp_path / "sub" / "b.JPG"]
+    assert images.image_paths([str(tmp_path / "notes.txt"), tmp_path / "sub"]) == [
         tmp_path / "notes.txt",  # named explicitly: the user asked for it
         tmp_path / "sub" / "b.JPG",
     ]
     with pytest.raises(FileNotFoundError, match="missing-folder"):
-        predict.image_paths([tmp_path / "missing-folder"])
+        images.image_paths([tmp_path / "missing-folder"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no image files under .*empty"):
-        predict.image_paths(tmp_path / "empty")
+        images.image_paths(tmp_path / "empty")
 
 
 def test_nothing_readable_is_an_error_naming_the_files(demo_run, tmp_path):
@@ -226,12 +228,12 @@ def test_best_run_is_the_best_mean_over_seeds_and_its_best_seed(tmp_path):
 def test_images_fingerprint_changes_with_content_not_with_a_touch(tmp_path):
     (tmp_path / "a.png").write_bytes(b"one")
     cache_file = tmp_path / "md5.json"
-    first = predict.images_fingerprint(str(tmp_path), cache_file)
+    first = images.images_fingerprint(str(tmp_path), cache_file)
     (tmp_path / "a.png").touch()
-    assert predict.images_fingerprint(str(tmp_path), cache_file) == first
+    assert images.images_fingerprint(str(tmp_path), cache_file) == first
     (tmp_path / "a.png").write_bytes(b"two")
-    assert predict.images_fingerprint(str(tmp_path), cache_file) != first
-    assert predict.images_fingerprint(str(tmp_path / "gone"), cache_file).startswith("unavailable")
+    assert images.images_fingerprint(str(tmp_path), cache_file) != first
+    assert images.images_fingerprint(str(tmp_path / "gone"), cache_file).startswith("unavailable")
 
 
 def test_notebook_runs_standalone_with_its_defaults(tmp_path, monkeypatch):
@@ -314,7 +316,7 @@ def test_snakemake_predict_without_a_predict_block_says_what_to_add(tmp_path):
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     result = snakemake(work, "predict", "-n", check=False)
     assert result.returncode != 0
-    assert "run 'resnet' is not a run of this config" in result.stdout + result.stderr
+    assert "predict.run: 'resnet' is not a run of this config" in result.stdout + result.stderr
 
 
 def test_snakemake_predict_with_a_sweeps_name_trains_and_chooses_among_its_runs(tmp_path):

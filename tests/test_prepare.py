@@ -11,6 +11,7 @@ import yaml
 from conftest import REPO, copy_workflow, data_dir, snakemake
 from jsonschema import Draft202012Validator
 from labbook import prepare
+from labbook.plan import datasets
 from PIL import Image
 
 SCHEMA = Draft202012Validator(yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text()))
@@ -30,7 +31,7 @@ def with_dataset(dataset: dict) -> dict:
 def test_shipped_configs_are_valid(path):
     config = yaml.safe_load(path.read_text())
     assert schema_errors(config) == []
-    prepare.dataset_options(config["dataset"])  # the library takes them too
+    datasets.options(config["dataset"])  # the library takes them too
 
 
 def test_shipped_configs_cover_both_kinds():
@@ -57,12 +58,12 @@ def test_schema_rejects_bad_dataset_options(dataset, complaint):
 
 
 def test_dataset_options_merge_defaults_and_reject_unknown_keys():
-    options = prepare.dataset_options({"name": "i", "kind": "imagefolder", "root": "photos"})
-    assert options == {**prepare.DATASET_KINDS["imagefolder"], "root": "photos"}
+    options = datasets.options({"name": "i", "kind": "imagefolder", "root": "photos"})
+    assert options == {**datasets.KINDS["imagefolder"].defaults, "root": "photos"}
     with pytest.raises(ValueError, match=r"'imagefolder' needs \['root'\]"):
-        prepare.dataset_options({"name": "i", "kind": "imagefolder"})
+        datasets.options({"name": "i", "kind": "imagefolder"})
     with pytest.raises(ValueError, match=r"'cifar10' does not take \['holdout'\]"):
-        prepare.dataset_options({"name": "c", "kind": "cifar10", "holdout": 0.1})
+        datasets.options({"name": "c", "kind": "cifar10", "holdout": 0.1})
 
 
 def test_demo_manifest_is_unchanged(tmp_path):
@@ -78,7 +79,7 @@ def test_demo_manifest_is_unchanged(tmp_path):
         "seed": 0,
         "image_size": 32,
     }
-    assert prepare.source_fingerprint(spec) != prepare.source_fingerprint({**spec, "seed": 1})
+    assert datasets.fingerprint(spec) != datasets.fingerprint({**spec, "seed": 1})
 
 
 # ------------------------------------------------------------------ reruns, in a workflow copy

@@ -13,7 +13,8 @@ import nbformat
 import numpy as np
 import pytest
 import report_demo
-from labbook import book, provenance, report
+from labbook import provenance, report
+from labbook.plan import files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,14 +165,14 @@ def test_every_figure_is_there_with_its_alt_text(built):
     assert all(image.get("alt", "").strip() for image in page.images), "every image says what it shows"
     # the analysis figures: the analyze step's files, each inlined once, byte for byte
     for record in records:
-        assert set(record["figures"]) == set(book.ANALYSIS_FIGURES)
+        assert set(record["figures"]) == set(files.FIGURES)
         for stem, path in record["figures"].items():
             source = f"data:image/png;base64,{base64.b64encode(Path(path).read_bytes()).decode()}"
             assert by_source[source] == 1, (record["name"], record["seed"], stem)
             alt = next(image["alt"] for image in page.images if image["src"] == source)
-            assert alt in (stem, book.ANALYSIS_FIGURES[stem])
+            assert alt in (stem, files.FIGURES[stem])
     # and the report's own: samples, class counts, training curves, accuracy by run
-    assert len(page.images) == 4 + len(records) * len(book.ANALYSIS_FIGURES)
+    assert len(page.images) == 4 + len(records) * len(files.FIGURES)
 
 
 def test_appendix_links_lead_to_files_that_exist(built, demo_report):

@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 from labbook import provenance, report
+from labbook.plan import files
+from labbook.plan.record import JobRecord
 
 
 def record(name, seed, accuracy, **evaluation):
@@ -16,22 +18,23 @@ def record(name, seed, accuracy, **evaluation):
 
 
 def test_load_runs_reads_each_file_it_is_given(tmp_path):
-    files = {
-        "metrics": {"m": 1},
-        "evaluation": {"e": 2},
-        "train_provenance": {"t": 3},
-        "analysis_provenance": {"a": 4},
+    job = JobRecord("r", 0, str(tmp_path / "run"), str(tmp_path / "run" / "analysis"), 0.5, "h")
+    written = {
+        job.train_files()["metrics"]: {"m": 1},
+        job.analysis_files()["evaluation"]: {"e": 2},
+        job.train_files()["provenance"]: {"t": 3},
+        job.analysis_files()["provenance"]: {"a": 4},
     }
-    run = {"name": "r", "seed": 0, "extra": "kept"}
-    for key, content in files.items():
-        (tmp_path / f"{key}.json").write_text(json.dumps(content))
-        run[key] = str(tmp_path / f"{key}.json")
-    [loaded] = report.load_runs([run])
+    for path, content in written.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(content))
+    [loaded] = report.load_runs([job.to_dict()])
     assert loaded["metrics"] == {"m": 1} and loaded["evaluation"] == {"e": 2}
     assert loaded["provenance"] == {"t": 3} and loaded["analysis_provenance"] == {"a": 4}
-    assert loaded["extra"] == "kept" and loaded["name"] == "r"
-    run["train_provenance"] = str(tmp_path / "absent.json")  # an older run without one
-    assert report.load_runs([run, run])[1]["provenance"] == {}
+    assert loaded["name"] == "r" and loaded["target_accuracy"] == 0.5 and loaded["hypothesis"] == "h"
+    assert list(loaded["figures"]) == list(files.FIGURES)
+    job.train_files()["provenance"].unlink()  # an older run without one
+    assert report.load_runs([job.to_dict()] * 2)[1]["provenance"] == {}
 
 
 def test_mean_sd_of_a_missing_number_says_nan():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, copy_workflow
-from labbook import limits
+from labbook.plan import datasets, limits
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # Jobs the tiny config makes: one data preparation, per (run, seed) a training and an analysis.
@@ -108,7 +108,7 @@ def expected_limits(config: dict) -> dict:
     """{(rule, run or None): (minutes, MB)} as labbook.limits estimates them for this config, the
     run's own runtime/mem_mb taking precedence."""
     spec = config["dataset"]
-    size = limits.dataset_size(spec)
+    size = datasets.size(spec)
     expected = {
         (step, None): limits.job(step, spec, size) for step in ("prepare_data", "analyze", "report", "index")
     }

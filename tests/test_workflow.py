@@ -161,7 +161,7 @@ def test_a_failing_step_keeps_its_notebook_and_loses_nothing(workflow):
         (lambda c: c["train"].update(lrr=0.1), "unknown training option 'train.lrr'"),
         (lambda c: c["runs"]["cifarnet"].update(epochs="two"), "epochs"),
         (lambda c: c["dataset"].update(kind="mnist"), "mnist"),
-        (lambda c: c["analysis"].update(top_kk=3), "'top_kk' was unexpected"),
+        (lambda c: c["analysis"].update(top_kk=3), "unknown analysis option 'analysis.top_kk'"),
     ],
 )
 def test_a_bad_config_stops_before_any_job_naming_the_key(tmp_path, change, named):

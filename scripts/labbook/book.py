@@ -1,83 +1,20 @@
-"""The book of experiments: where a dataset spec's data go, sweeps expanded into runs, and the
-lab book page (results/index.html) that lists every experiment on disk.
-
-Only the standard library: the workflow imports this module while it builds the job graph, in
-Snakemake's own Python.
-"""
+"""The book of experiments: each experiment's entry (book.json, written by its report step) and
+the lab book page (results/index.html) that lists every experiment on disk."""
 
 import datetime
-import hashlib
 import html
-import itertools
 import json
-import re
 from pathlib import Path
 from urllib.parse import quote
 
-from .prepare import dataset_options
-
-# Keys of a run that are not training options (runtime and mem_mb: what its jobs ask a cluster
-# for, see limits.py; not training parameters, so changing them reruns no training).
-RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description", "sweep", "runtime", "mem_mb")
-# The analysis step's figures: file stem → what it shows (Snakemake report labels, alt texts).
-ANALYSIS_FIGURES = {
-    "confusion_matrix": "confusion matrix",
-    "roc": "ROC curves",
-    "reliability": "reliability diagram",
-    "mistakes": "most confident mistakes",
-}
-SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def dataset_key(spec: dict) -> str:
-    """The data folder's name: the dataset's name and a hash of its full spec (defaults filled
-    in), so experiments with the same spec share one data step and different specs under one
-    name never overwrite each other."""
-    options = {"kind": spec["kind"], **dataset_options(spec)}
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
-    return f"{spec['name']}-{digest[:8]}"
-
-
-def sweep_name(run: str, values: dict) -> str:
-    """A path-safe run name for one combination: cifarnet-lr0.01-batch_size128."""
-    parts = [run] + [f"{key}{value}" for key, value in values.items()]
-    return SAFE_NAME.sub("_", "-".join(parts))
-
-
-def expand_runs(runs: dict):
-    """Runs as the config names them, each `sweep:` expanded into one run per combination of its
-    values (the first key varies slowest). Returns ({name: run without sweep},
-    {expanded name: {"run": the config's run name, "values": {option: value}}})."""
-    expanded, sweeps = {}, {}
-    for name, spec in runs.items():
-        sweep = spec.get("sweep")
-        if not sweep:
-            expanded[name] = dict(spec)
-            continue
-        base = {k: v for k, v in spec.items() if k != "sweep"}
-        for combination in itertools.product(*sweep.values()):
-            values = dict(zip(sweep, combination, strict=True))
-            new_name = sweep_name(name, values)
-            if new_name in runs or new_name in expanded:
-                raise ValueError(
-                    f"run {name!r}: its sweep combination {values} is named {new_name!r}, "
-                    "which another run already has; rename one of them"
-                )
-            expanded[new_name] = {**base, **values}
-            sweeps[new_name] = {"run": name, "values": values}
-    return expanded, sweeps
-
-
-def training_options(defaults: dict, run: dict) -> dict:
-    """A run's training options: the `train:` defaults with the run's own values on top."""
-    return {**defaults, **{k: v for k, v in run.items() if k not in RUN_KEYS}}
+from . import report
+from .cache import atomic_write
+from .plan import files
 
 
 def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) -> dict:
     """What the lab book shows of one experiment (book.json beside its report). records: the
     report's loaded runs (labbook.report.load_runs)."""
-    from . import report  # numpy: only the report step, not the job graph, makes entries
-
     best = report.best_run(records)
     held = report.hypotheses_held(records)
     return {
@@ -93,7 +30,7 @@ def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) 
         "best_accuracy": report.mean_accuracy(report.by_run(records)[best]) if best else None,
         "hypotheses_supported": sum(held),
         "hypotheses_checked": len(held),
-        "report": "report.html",
+        "report": files.REPORT["html"],
     }
 
 
@@ -148,7 +85,7 @@ def index_html(entries: list) -> str:
         if commit and e.get("git_dirty"):
             commit_text += " + changes"
         accuracy = e.get("best_accuracy")
-        link = quote(f"{e['folder']}/{e.get('report', 'report.html')}")
+        link = quote(f"{e['folder']}/{e.get('report', files.REPORT['html'])}")
         held = (
             f"{e['hypotheses_supported']} of {e['hypotheses_checked']}"
             if e.get("hypotheses_checked")
@@ -173,8 +110,6 @@ def index_html(entries: list) -> str:
 
 def write_index(entry_paths, out) -> list:
     """Write the lab book page from book.json files; returns the entries it lists."""
-    from .cache import atomic_write
-
     entries = read_entries(entry_paths)
     page = index_html(entries).encode()
     atomic_write(out, lambda f: f.write(page))

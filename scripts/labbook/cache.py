@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import provenance
+from .plan import files
 
-SPLITS = ("train", "test")
-MANIFEST = "manifest.json"
+MANIFEST = files.DATA["manifest"]
 
 
 class DiskFullError(OSError):
@@ -81,7 +81,7 @@ def write_split(data_dir, split: str, images: np.ndarray, labels: np.ndarray) ->
         raise ValueError(f"{split}: images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
     if len(images) != len(labels):
         raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
-    path = Path(data_dir) / f"{split}.npz"
+    path = Path(data_dir) / files.DATA[split]
     labels = np.asarray(labels, dtype=np.int64)
     atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
     return path
@@ -103,7 +103,7 @@ def load_arrays(path, names) -> tuple:
 
 
 def load_split(data_dir, split: str) -> tuple[np.ndarray, np.ndarray]:
-    return load_arrays(Path(data_dir) / f"{split}.npz", ("images", "labels"))
+    return load_arrays(Path(data_dir) / files.DATA[split], ("images", "labels"))
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .sources import CIFAR10_FILES, CIFAR10_FOLDER, CIFAR10_MD5, file_md5
+from .plan.kinds import cifar10 as kind
+from .plan.kinds.cifar10 import FILES, FOLDER
+from .plan.kinds.kind import Loaded
+from .plan.sources import combine_digests, file_md5
 
-FOLDER = CIFAR10_FOLDER
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
-TRAIN_FILES = CIFAR10_FILES[:5]
+TRAIN_FILES = FILES[:5]
 TEST_FILES = ("test_batch",)
 META_FILE = "batches.meta"
-FILES = CIFAR10_FILES
 
 # What a CIFAR-10 batch pickle may construct: numpy arrays and the helpers that rebuild them.
 # Anything else in a file (a pickle can run arbitrary code) is refused.
@@ -101,7 +102,7 @@ def ensure_present(root, allow_download: bool) -> Path:
 
 def verify(root, known_md5=None) -> dict:
     """{file name: md5}; raises CorruptFileError naming the first file whose MD5 is not CIFAR-10's."""
-    known_md5 = CIFAR10_MD5 if known_md5 is None else known_md5
+    known_md5 = kind.MD5 if known_md5 is None else known_md5
     digests = {}
     for name in FILES:
         path = batches_dir(root) / name
@@ -168,3 +169,9 @@ def load(root, download: bool = True, verify_md5: bool = True):
         if labels.min() < 0 or labels.max() >= len(classes):
             raise CorruptFileError(f"{folder}: {split} labels outside 0..{len(classes) - 1}")
     return classes, splits, digests
+
+
+def load_kind(options: dict, threads: int = 1) -> Loaded:
+    """The data step's loader of `kind: cifar10` (plan/kinds/cifar10.py)."""
+    classes, splits, digests = load(options["root"], options["download"], options["verify"])
+    return Loaded(classes, splits, combine_digests(digests))

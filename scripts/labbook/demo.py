@@ -9,18 +9,8 @@ import hashlib
 
 import numpy as np
 
-CLASSES = (
-    "circle",
-    "ring",
-    "square",
-    "frame",
-    "triangle",
-    "diamond",
-    "plus",
-    "cross",
-    "hbar",
-    "vbar",
-)
+from .plan.kinds.demo import CLASSES
+from .plan.kinds.kind import Loaded
 
 
 def _shape_mask(kind: int, yy, xx, cy, cx, r, t):
@@ -98,3 +88,9 @@ def source_hash(train_size: int, test_size: int, seed: int, size: int) -> str:
     """The demo has no source files: its identity is the generator's settings and code version."""
     key = f"shapes-v1 {train_size} {test_size} {seed} {size}"
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load(options: dict, threads: int = 1) -> Loaded:
+    """The data step's loader of `kind: demo` (plan/kinds/demo.py)."""
+    settings = (options["train_size"], options["test_size"], options["seed"], options["image_size"])
+    return Loaded(list(CLASSES), make_dataset(*settings), source_hash(*settings))

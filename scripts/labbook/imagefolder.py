@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, eval_folder, list_images, printable
+from .plan.kinds.kind import Loaded
+from .plan.sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, combine_digests, eval_folder, list_images, printable
 
 RESIZE_MODES = ("shorter_center_crop", "fixed")
 CHUNK = 256  # files per task handed to a worker process: big enough to amortize the hand-over
@@ -220,3 +221,10 @@ def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
                 )
     # Class names are shown and stored (manifest, report): a name that is not UTF-8 as \xNN.
     return [printable(name) for name in classes], splits, skipped, digests, test_source
+
+
+def load_kind(options: dict, threads: int = 1) -> Loaded:
+    """The data step's loader of `kind: imagefolder` (plan/kinds/imagefolder.py)."""
+    names = ("root", "image_size", "resize", "holdout", "seed", "strict")
+    classes, splits, skipped, digests, test_source = load(*(options[k] for k in names), threads)
+    return Loaded(classes, splits, combine_digests(digests), skipped, {"test_split": test_source})

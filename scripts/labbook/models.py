@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .options import looks_like_path, user_model_path
+from .plan.options import looks_like_path, user_model_path
 
 
 def simplecnn(num_classes: int) -> nn.Module:

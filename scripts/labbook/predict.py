@@ -6,8 +6,8 @@ normalization and resize that training used (inside model.pt2). Files that canno
 skipped and listed. Writes predictions.csv (file, top-k classes and probabilities) and an HTML
 page showing each image with its top predictions.
 
-Only the standard library at import: the workflow lists and fingerprints the images
-(images_fingerprint) while it builds the job graph, in Snakemake's own Python.
+Which images (plan/images.py) and which runs to choose from (the plan) are known while the job
+graph is built; this module runs in the step.
 """
 
 import base64
@@ -15,53 +15,13 @@ import csv
 import html
 import io
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
 
-from . import sources
+from .plan import files
 
 PAGE_LIMIT = 1000  # images shown on the HTML page; predictions.csv always has every one
-
-
-# ---------------------------------------------------------------- which images
-def image_paths(images) -> list[Path]:
-    """The image files named by `images`: a folder (searched at any depth) or a list of files and
-    folders. Hidden files and files without an image extension are ignored, as in the data step."""
-    entries = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    if not entries:
-        raise ValueError("predict: no images given (predict: images: a folder or a list of files)")
-    found = []
-    for entry in entries:
-        path = Path(entry)
-        if path.is_dir():
-            for folder, subfolders, files in os.walk(path):
-                subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-                found += sorted(Path(folder) / f for f in files if sources.is_image_name(f))
-        elif path.is_file() or path.is_symlink():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"predict: image file or folder not found: {path}")
-    if not found:
-        raise ValueError(
-            f"predict: no image files under {', '.join(map(str, entries))} "
-            f"(extensions read: {', '.join(sorted(sources.IMAGE_EXTENSIONS))})"
-        )
-    return found
-
-
-def images_fingerprint(images, digest_cache=None) -> str:
-    """One hash of the images' names and content: new, removed or edited images rerun the step.
-    A missing folder is not an error here; the step itself reports it."""
-    try:
-        paths = image_paths(images)
-    except (ValueError, FileNotFoundError) as error:
-        return f"unavailable: {error}"
-    digests = sources.DigestCache(digest_cache)
-    fingerprint = sources.combine_digests({str(p): digests.md5(p) for p in paths})
-    digests.save()
-    return fingerprint
 
 
 # ---------------------------------------------------------------- which run
@@ -74,7 +34,7 @@ def choose_run(candidates: list[dict], run: str = "best") -> dict:
     """
     accuracy = {}
     for entry in candidates:
-        metrics = json.loads((Path(entry["dir"]) / "metrics.json").read_text())
+        metrics = json.loads((Path(entry["dir"]) / files.RUN["metrics"]).read_text())
         accuracy.setdefault(entry["run"], []).append((metrics["test_acc"], entry))
     if not accuracy:
         raise ValueError("predict: no trained runs to choose from")

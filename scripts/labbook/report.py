@@ -8,6 +8,7 @@ from urllib.parse import quote
 import numpy as np
 
 from . import provenance
+from .plan.record import JobRecord
 
 
 def read_json(path: Path):
@@ -19,17 +20,23 @@ def read_json(path: Path):
 
 
 def load_runs(runs: list) -> list:
-    """runs: [{name, seed, metrics, evaluation, train_provenance, analysis_provenance, figures,
-    ...}] with the paths of the files each training job's steps wrote → the same dicts with
-    `metrics`, `evaluation`, `provenance` and `analysis_provenance` read from those files."""
+    """runs: the job records (plan.record.JobRecord, as dicts) → one dict per job: the record's
+    fields, with `metrics`, `evaluation`, `provenance` and `analysis_provenance` read from the
+    files its steps wrote, and `figures` ({stem: path})."""
     records = []
     for run in runs:
-        record = dict(run)
-        record["metrics"] = read_json(Path(run["metrics"]))
-        record["evaluation"] = read_json(Path(run["evaluation"]))
-        record["provenance"] = provenance.read(run["train_provenance"])
-        record["analysis_provenance"] = provenance.read(run["analysis_provenance"])
-        records.append(record)
+        job = JobRecord.from_dict(run)
+        trained, analysis = job.train_files(), job.analysis_files()
+        records.append(
+            {
+                **job.to_dict(),
+                "metrics": read_json(trained["metrics"]),
+                "evaluation": read_json(analysis["evaluation"]),
+                "provenance": provenance.read(trained["provenance"]),
+                "analysis_provenance": provenance.read(analysis["provenance"]),
+                "figures": {name: str(path) for name, path in job.figures().items()},
+            }
+        )
     return records
 
 
@@ -223,7 +230,9 @@ def verdicts(records: list) -> list:
 def hypotheses_held(records: list) -> list:
     """Whether each run with a target reached it (mean test accuracy over seeds ≥ target)."""
     groups = by_run(records).values()
-    return [mean_accuracy(g) >= g[0]["target_accuracy"] for g in groups if g[0].get("target_accuracy") is not None]
+    return [
+        mean_accuracy(g) >= g[0]["target_accuracy"] for g in groups if g[0].get("target_accuracy") is not None
+    ]
 
 
 def headline(records: list) -> str:

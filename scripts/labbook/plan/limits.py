@@ -5,8 +5,7 @@ instead of the partition's defaults, which may kill a long training. Estimated f
 alone, when Snakemake builds the job graph (standard library only: this runs in Snakemake's
 own Python), deliberately on the generous side:
 
-- images: the dataset spec's sizes (demo: train_size/test_size; CIFAR-10: 50,000/10,000 at
-  32×32; ImageFolder: the image files under its root, counted), `train_subset` applied;
+- images: the dataset's sizes, from its kind (plan/datasets.py), `train_subset` applied;
 - training time: FLOPs per image from the model table below (forward ×3 for a training step,
   ×1 for evaluation; area scaling with `input_size`) over an assumed sustained rate, 4 TFLOP/s
   on a GPU (a T4 manages about that in fp32; newer GPUs are faster) or 10 GFLOP/s on a CPU
@@ -25,11 +24,10 @@ attempt number, so a job killed at its limit asks for twice as much when Snakema
 """
 
 import math
-from pathlib import Path
 
-from . import predict as predict_module
-from . import sources
-from .prepare import dataset_options
+from . import datasets
+from .images import image_paths
+from .kinds.imagefolder import DECODE_IMAGES_PER_S
 
 # Per model: forward GFLOPs of one 32×32 image in the layers whose cost grows with the image's
 # area (convolutions), in those that do not (classifier after adaptive pooling), and millions of
@@ -47,28 +45,6 @@ MAX_IMAGES_PER_S = {"gpu": 10000.0, "cpu": 100.0}
 SAFETY = 2.0  # the estimate's margin: slower GPUs, shared nodes, slow filesystems
 START_MINUTES = 10  # kernel start, imports, data loading, the final evaluation and saves
 BASE_MB = {"train": 4000, "prepare_data": 2000, "analyze": 2000, "report": 2000}
-CIFAR10_IMAGES = (50000, 10000, 32)
-DECODE_IMAGES_PER_S = 50  # per thread, ImageFolder's JPEGs: generous for slow disks
-
-
-def dataset_size(spec: dict) -> tuple[int, int, int]:
-    """(training images, test images, stored side in pixels) of a dataset spec. ImageFolder's are
-    counted from its files (0 when its root is not there yet: the data step will say so)."""
-    options = dataset_options(spec)
-    kind = spec["kind"]
-    if kind == "demo":
-        return options["train_size"], options["test_size"], options["image_size"]
-    if kind == "cifar10":
-        return CIFAR10_IMAGES
-    root = Path(options["root"])
-    train = sum(len(paths) for paths in sources.list_images(root / "train").values())
-    evaluation = sources.eval_folder(root)
-    if evaluation is not None:
-        test = sum(len(paths) for paths in sources.list_images(evaluation).values())
-    else:
-        test = round(train * options["holdout"])
-        train -= test
-    return train, test, options["image_size"]
 
 
 def _round_up(value: float, step: int) -> int:
@@ -97,7 +73,7 @@ def epoch_seconds(options: dict, size: tuple) -> float:
 def train(options: dict, spec: dict, overrides: dict, size=None) -> dict:
     """{"runtime": minutes, "mem_mb": MB} of one training job. options: the run's training
     options; overrides: its config entry, whose `runtime`/`mem_mb` replace the estimate."""
-    size = size or dataset_size(spec)
+    size = size or datasets.size(spec)
     train_images, test_images, side = size
     minutes = START_MINUTES + SAFETY * options["epochs"] * epoch_seconds(options, size) / 60
     # the whole split is loaded before train_subset picks from it
@@ -111,49 +87,34 @@ def train(options: dict, spec: dict, overrides: dict, size=None) -> dict:
 
 
 def prepare_data(spec: dict, threads: int, size=None) -> dict:
-    """The data step: a download (CIFAR-10) or decoding every image (ImageFolder), then arrays."""
-    train_images, test_images, side = size or dataset_size(spec)
-    minutes = START_MINUTES
-    if spec["kind"] == "cifar10":
-        minutes += 20  # 163 MB download, MD5 checks, unpickling
-    elif spec["kind"] == "imagefolder":
-        minutes += SAFETY * (train_images + test_images) / (DECODE_IMAGES_PER_S * max(threads, 1)) / 60
+    """The data step: what its kind costs (a download, decoding every image), then arrays."""
+    size = size or datasets.size(spec)
+    train_images, test_images, side = size
+    kind = datasets.kind_of(spec)
+    minutes = START_MINUTES + SAFETY * kind.prepare_minutes(datasets.options(spec), size, threads)
     memory = BASE_MB["prepare_data"] + 3 * _images_mb(train_images + test_images, side)
     return {"runtime": _round_up(minutes, 5), "mem_mb": _round_up(memory, 1000)}
 
 
 def analyze(spec: dict, size=None) -> dict:
     """One analysis: the test split's images and predictions, metrics and four figures."""
-    _, test_images, side = size or dataset_size(spec)
+    _, test_images, side = size or datasets.size(spec)
     memory = BASE_MB["analyze"] + 3 * _images_mb(test_images, side)
     return {"runtime": START_MINUTES + 10, "mem_mb": _round_up(memory, 1000)}
 
 
 def report(spec: dict, size=None) -> dict:
     """The report: reads the training split (for its sample grid) and every run's records."""
-    train_images, _, side = size or dataset_size(spec)
+    train_images, _, side = size or datasets.size(spec)
     memory = BASE_MB["report"] + 3 * _images_mb(train_images, side)
     return {"runtime": START_MINUTES + 20, "mem_mb": _round_up(memory, 1000)}
-
-
-DOWNLOAD_RETRIES = 2
-
-
-def data_retries(spec: dict) -> int | None:
-    """How often Snakemake retries the data step: twice when it downloads (CIFAR-10 with
-    `download: true`; a dropped connection should not end a run), else None, which leaves
-    Snakemake's --retries (the Slurm profile's 1) in charge: reading local files fails the same
-    way again."""
-    if spec["kind"] == "cifar10" and dataset_options(spec)["download"]:
-        return DOWNLOAD_RETRIES
-    return None
 
 
 def predict(images, side: int, threads: int) -> dict:
     """Classifying new images (config `predict: images:`): decoding them as the data step does,
     one forward pass each. The model is chosen only after training: the largest one's cost."""
     try:
-        count = len(predict_module.image_paths(images))
+        count = len(image_paths(images))
     except (ValueError, OSError):  # none there yet: the step reports it
         count = 0
     forward = max(m["area_gflops"] * (side / 32) ** 2 + m["fixed_gflops"] for m in MODELS.values())

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # `model: nets/mine.py:Net` names a class or function in a file of the user's.
+DEVICE = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 USER_MODEL = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
@@ -25,9 +26,36 @@ def option(default, help, **checks):
     return field(default=default, metadata={"help": help, **checks})
 
 
+class Options:
+    """Options of one kind of step: `from_dict` checks a config's values over the defaults."""
+
+    WHAT = "option"  # how an error names them
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = ""):
+        """Validated options over the defaults; an unknown key, a wrong type, a value out of range
+        is an error naming the key (prefixed by `where`, e.g. `runs.vgg16.`)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.WHAT} '{where}{unknown[0]}'; known: {sorted(fields)}")
+        for key, value in values.items():
+            check_value(f"{cls.WHAT} {where}{key}", value, fields[key].type, fields[key].metadata)
+        return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
+
+    @classmethod
+    def defaults(cls) -> dict:
+        return dataclasses.asdict(cls())
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(Options):
     """Every knob of one training job. Field names are the config keys."""
+
+    WHAT = "training option"
 
     model: str = option(
         "cifarnet",
@@ -81,30 +109,19 @@ class TrainOptions:
     device: str = option(
         "auto",
         "`auto` (CUDA, else MPS, else CPU), `cpu`, `mps`, `cuda` or `cuda:N`",
-        pattern=r"^(auto|cpu|mps|cuda(:[0-9]+)?)$",
+        pattern=DEVICE,
     )
     deterministic: bool = option(False, "deterministic algorithms and cuDNN flags")
     log_every: int = option(50, "train-loss logging interval, in steps", minimum=1)
     keep_checkpoint: bool = option(False, "keep checkpoint.pt after the run's outputs are written")
 
-    @classmethod
-    def from_dict(cls, values: dict, where: str = "") -> "TrainOptions":
-        """Validated options over the defaults; an unknown key, a wrong type, a value out of range
-        is an error naming the key (prefixed by `where`, e.g. `runs.vgg16.`)."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown training option '{where}{unknown[0]}'; known: {sorted(fields)}")
-        for key, value in values.items():
-            check_value(f"{where}{key}", value, fields[key].type, fields[key].metadata)
-        return cls(**{k: float(v) if fields[k].type is float else v for k, v in values.items()})
-
     def fingerprint(self, seed: int, data_hash: str) -> str:
         """Identifies what a checkpoint was trained with (options, seed, data, the training code
         and a user's model file); a checkpoint is resumed only into the same."""
         code = hashlib.sha256()
-        for module in ("train.py", "models.py", "options.py"):
-            code.update((Path(__file__).parent / module).read_bytes())
+        library = Path(__file__).parents[1]
+        for module in ("train.py", "models.py", "plan/options.py"):
+            code.update((library / module).read_bytes())
         code.update(model_file_hash(self.model).encode())
         options = dataclasses.asdict(self)
         del options["keep_checkpoint"]  # what happens after training does not change a checkpoint
@@ -119,29 +136,62 @@ def check_value(key: str, value, expected: type, checks) -> None:
     else:
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        raise TypeError(f"training option {key!r} must be {expected.__name__}, got {value!r}")
+        what, _, name = key.rpartition(" ")
+        raise TypeError(f"{what} {name!r} must be {expected.__name__}, got {value!r}")
     if "choices" in checks and value not in checks["choices"]:
-        raise ValueError(f"training option {key}={value!r}: choose one of {checks['choices']}")
+        raise ValueError(f"{key}={value!r}: choose one of {checks['choices']}")
     if "pattern" in checks and not re.fullmatch(checks["pattern"], value):
-        raise ValueError(f"training option {key}={value!r}: {checks['help']}")
+        raise ValueError(f"{key}={value!r}: {checks['help']}")
     if "minimum" in checks and value < checks["minimum"]:
-        raise ValueError(f"training option {key}={value!r}: must be ≥ {checks['minimum']}")
+        raise ValueError(f"{key}={value!r}: must be ≥ {checks['minimum']}")
     if "maximum" in checks and value > checks["maximum"]:
-        raise ValueError(f"training option {key}={value!r}: must be ≤ {checks['maximum']}")
+        raise ValueError(f"{key}={value!r}: must be ≤ {checks['maximum']}")
     if "above" in checks and value <= checks["above"]:
-        raise ValueError(f"training option {key}={value!r}: must be > {checks['above']}")
+        raise ValueError(f"{key}={value!r}: must be > {checks['above']}")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions(Options):
+    """The analysis step's options (config `analysis:`), the same for every run."""
+
+    WHAT = "analysis option"
+
+    top_k: int = option(3, "top-k accuracy's k", minimum=1)
+    calibration_bins: int = option(
+        15, "equal-width confidence bins of the reliability diagram and the ECE", minimum=2
+    )
+    mistakes: int = option(16, "how many of the most confident mistakes to show (0 for none)", minimum=0)
+
+
+@dataclass(frozen=True)
+class PredictOptions(Options):
+    """`snakemake predict`'s options (config `predict:`); images has no default."""
+
+    WHAT = "predict option"
+
+    images: object = option(
+        None, "a folder of images (searched at any depth), or a list of files and folders"
+    )
+    run: str = option("best", "a run name, a sweep's name, or `best`: the best run of them all")
+    top_k: int = option(5, "classes listed per image", minimum=1)
+    batch_size: int = option(256, "images per forward pass", minimum=1)
+    device: str = option(
+        "auto", "`auto` (CUDA, else MPS, else CPU), `cpu`, `mps`, `cuda` or `cuda:N`", pattern=DEVICE
+    )
 
 
 def defaults() -> dict:
-    return dataclasses.asdict(TrainOptions())
+    return TrainOptions.defaults()
 
 
-def options_table() -> str:
-    """The README's table of training options: key, default, meaning."""
+def options_table(kind=None) -> str:
+    """The README's table of one kind of options (TrainOptions by default): key, default,
+    meaning."""
     rows = ["| option | default | meaning |", "|---|---|---|"]
-    for f in dataclasses.fields(TrainOptions):
+    for f in dataclasses.fields(kind or TrainOptions):
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-        rows.append(f"| `{f.name}` | `{json.dumps(default)}` | {f.metadata['help']} |")
+        shown = "—" if default is None else f"`{json.dumps(default)}`"
+        rows.append(f"| `{f.name}` | {shown} | {f.metadata['help']} |")
     return "\n".join(rows)
 
 
@@ -184,14 +234,16 @@ def looks_like_path(weights: str) -> bool:
 
 
 # ---------------------------------------------------------------- checks before any job
+
 MODEL_KEYS = ("model", "model_args", "weights", "trainable", "input_size")
 
 
-def check_models(runs: dict, stored_size: int, cache_file) -> None:
-    """models.check_options for each run (name → TrainOptions): its model, weights, `trainable`
-    and input size. What passed is remembered in cache_file by everything it depends on, so
-    that a rerun does not import torch; without torch here (Snakemake's own Python may lack
-    it) the checks are left to the training step."""
+def check_models(runs: dict, stored_size: int, cache_file, check) -> None:
+    """check(options, stored_size, where) for each run (name → TrainOptions): the step's
+    models.check_options, which builds the model on torch's meta device (its model, weights,
+    `trainable` and input size). What passed is remembered in cache_file by everything it
+    depends on, so that a rerun does not import torch; without torch here (Snakemake's own
+    Python may lack it) the checks are left to the training step."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -212,14 +264,13 @@ def check_models(runs: dict, stored_size: int, cache_file) -> None:
     todo = [run for run in runs if keys[run] not in passed]
     if not todo:
         return
-    from . import models
-
     for run in todo:
-        models.check_options(runs[run], stored_size, where=f"runs.{run}.")
+        check(runs[run], stored_size, f"runs.{run}.")
         passed.append(keys[run])
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(passed[-200:]))
 
 
 if __name__ == "__main__":
-    print(options_table())
+    for kind in (TrainOptions, AnalysisOptions, PredictOptions):
+        print(f"{kind.__name__}:\n{options_table(kind)}\n")

@@ -1,5 +1,5 @@
 """Which source files a dataset reads, and one hash of their content. Standard library only:
-the workflow fingerprints the sources (prepare.source_fingerprint) when it builds the job graph,
+the workflow fingerprints the sources (plan.datasets.fingerprint) when it builds the job graph,
 inside Snakemake's own Python, which need not have numpy or Pillow.
 """
 
@@ -11,29 +11,6 @@ from pathlib import Path
 # ImageFolder layout (see imagefolder.py).
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 EVAL_FOLDERS = ("test", "val")  # the first one present is the test split
-
-# CIFAR-10's python version (see cifar10.py).
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_FILES = (
-    "data_batch_1",
-    "data_batch_2",
-    "data_batch_3",
-    "data_batch_4",
-    "data_batch_5",
-    "test_batch",
-    "batches.meta",
-)
-# torchvision's CIFAR10.train_list, test_list and meta checksums (tests/test_cifar10.py checks
-# they still agree). Tests that fabricate a folder put their own checksums here.
-CIFAR10_MD5 = {
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    "test_batch": "40351d587109b95175f43aff81a1287e",
-    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-}
 
 
 def file_md5(path) -> str:

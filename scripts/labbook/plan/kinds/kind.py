@@ -1,0 +1,43 @@
+"""What a dataset kind declares (see datasets.py), and what its loader returns."""
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    # options besides `name` and `kind`, with their defaults (None: required)
+    defaults: dict
+    # options → (training images, test images, stored side in pixels)
+    size: Callable[[dict], tuple[int, int, int]]
+    # (options, sources.DigestCache) → the hash of its source files (params of the data rule)
+    fingerprint: Callable
+    # "module:function" of the data step that loads it: (options, threads) → Loaded
+    loader: str
+    # options → its number of classes, where known before data prep (else None)
+    classes: Callable[[dict], int | None] = lambda options: None
+    # (options, size, threads) → minutes of the data step beyond start-up
+    prepare_minutes: Callable = lambda options, size, threads: 0.0
+    # options → Snakemake retries of the data step (a download), None: --retries decides
+    retries: Callable[[dict], int | None] = lambda options: None
+    # the default dataset name when a spec has none
+    default_name: str = ""
+
+
+@dataclass
+class Loaded:
+    """What a kind's loader returns to the data step."""
+
+    classes: list
+    splits: dict  # {"train": (uint8 N×H×W×3 images, labels), "test": (...)}
+    source_hash: str  # identifies the source's content (the manifest records it)
+    skipped: list = field(default_factory=list)  # [{"path", "reason"}] files left out
+    source: dict = field(default_factory=dict)  # what the manifest records of the source beyond the options
+
+
+def settings_hash(values: dict) -> str:
+    """A kind with no source files (generated data): its fingerprint is its settings."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
