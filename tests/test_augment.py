@@ -23,16 +23,18 @@ def crop_offset(image: torch.Tensor, out: torch.Tensor, padding: int):
     return None
 
 
-def test_translate_is_a_window_of_the_zero_padded_image_at_every_offset():
-    padding = 2
+@pytest.mark.parametrize("padding", [1, 2])
+def test_translate_is_a_window_of_the_zero_padded_image_at_every_offset(padding):
     x = distinct_images(400)
     out = train.random_crop(x, padding, torch.Generator().manual_seed(0))
     offsets = [crop_offset(x[i], out[i], padding) for i in range(len(x))]
     assert None not in offsets, "every output is the padded input cropped at one offset"
     # Offsets vary from image to image, rows and columns independently, over the whole range.
-    assert set(offsets) == {(dy, dx) for dy in range(5) for dx in range(5)}
+    side = 2 * padding + 1
+    assert set(offsets) == {(dy, dx) for dy in range(side) for dx in range(side)}
     centred = sum(o == (padding, padding) for o in offsets) / len(offsets)
-    assert centred < 0.15, "an untranslated image is one offset of 25, not the rule"
+    assert centred < 0.15, f"an untranslated image is one offset of {side * side}, not the rule"
+    assert torch.equal(train.random_crop(x, 0, torch.Generator()), x), "padding 0 is off"
 
 
 def test_translate_fills_with_zeros_and_keeps_the_input():
@@ -55,6 +57,9 @@ def test_translate_draws_from_the_generator():
 def test_flip_is_exactly_a_left_right_mirror_of_about_half_the_images():
     x = distinct_images(1000, 6, 6)
     out = train.random_flip(x, torch.Generator().manual_seed(2))
+    assert torch.equal(out, train.random_flip(x, torch.Generator().manual_seed(2))), (
+        "drawn from the generator"
+    )
     mirrored = torch.tensor([torch.equal(out[i], x[i].flip(2)) for i in range(len(x))])
     unchanged = torch.tensor([torch.equal(out[i], x[i]) for i in range(len(x))])
     assert (mirrored | unchanged).all(), "each image is either left as is or mirrored left-right"
@@ -84,6 +89,7 @@ def test_cutout_zeroes_one_square_of_the_configured_side(size):
             inside += 1  # away from the border nothing is clipped: the full square
             assert height == width == size
     assert inside > n / 5
+    assert (out[:, 0, 0, :] == 0).any() and (out[:, 0, :, 0] == 0).any(), "centres reach row and column 0"
     # squares sit at many places
     first_zero = [(image == 0).nonzero()[0].tolist() for image in out[:, 0]]
     assert len({tuple(p) for p in first_zero}) > side * side / 2
@@ -123,9 +129,33 @@ def test_an_evaluation_batch_is_the_normalized_images_unaugmented():
     index = torch.tensor([3, 0, 7])
     x, y = data.batch(index)
     torch.testing.assert_close(x, normalized(images[[3, 0, 7]]))
-    assert y.tolist() == labels[[3, 0, 7]].tolist()
+    assert y.tolist() == labels[[3, 0, 7]].tolist() and len(data) == 64
     plain, _ = data.batch(index, options(), torch.Generator())
     torch.testing.assert_close(plain, x)
+
+
+def test_a_training_batch_is_reproducible_from_the_generator_alone():
+    data, _, _ = device_data(32)
+    opts = train.TrainOptions(crop_padding=2, flip=True, cutout=3)
+    batches = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # the global generator must play no part
+        batches.append(data.batch(torch.arange(32), opts, torch.Generator().manual_seed(7))[0])
+    assert torch.equal(*batches)
+
+
+def test_an_epoch_is_the_generators_permutation_in_batches_augmented_from_the_same_generator():
+    data, _, labels = device_data(70)
+    opts = options(crop_padding=2, flip=True, cutout=3)
+    batches = list(data.epoch(32, opts, torch.Generator().manual_seed(5)))
+    assert [len(y) for _, y in batches] == [32, 32, 6]
+    # the stream a training run draws: the order first, then each batch's augmentation in turn
+    gen = torch.Generator().manual_seed(5)
+    order = torch.randperm(70, generator=gen)
+    for (x, y), start in zip(batches, (0, 32, 64), strict=True):
+        index = order[start : start + 32]
+        expected, _ = data.batch(index, opts, gen)
+        assert torch.equal(x, expected) and y.tolist() == labels[index.numpy()].tolist()
 
 
 def test_a_training_batch_applies_the_configured_flip():

@@ -1,4 +1,6 @@
-"""The training library: options, augmentation, schedules, determinism and resume."""
+"""The training library end to end: options and shipped configs, gradient clipping, outputs,
+determinism, resume, precision, pretrained normalization, one network per run.
+(Augmentation: test_augment.py; the schedule and checkpoints: test_train_behaviour.py.)"""
 
 import hashlib
 import json
@@ -8,7 +10,8 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
-from labbook import options, train
+from labbook import train
+from labbook.plan import options
 
 TIMING_KEYS = ("train_seconds", "images_per_s")
 
@@ -54,7 +57,7 @@ def test_options_reject_unknown_keys_wrong_types_choices_and_ranges_naming_the_k
 def test_the_readme_documents_every_option_with_its_default():
     """The README's table of options is options_table() verbatim: docs cannot drift."""
     readme = (REPO / "README.md").read_text()
-    assert options.options_table() in readme, "regenerate with: python -m labbook.options"
+    assert options.options_table() in readme, "regenerate with: python -m labbook.plan.options"
 
 
 def shipped_configs():
@@ -87,52 +90,6 @@ def test_grad_clip_bounds_the_gradient_norm_of_each_step():
 
     assert step_gradient_norm(0.0) > 10, "large inputs, large gradients"
     assert step_gradient_norm(0.5) == pytest.approx(0.5, rel=1e-4)
-
-
-def test_random_crop_translates_each_image_within_the_padding():
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8) + 1
-    out = train.random_crop(x, 2, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape
-    for i in range(2):
-        found = False
-        padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
-        for dy in range(5):
-            for dx in range(5):
-                found |= torch.equal(out[i], padded[:, dy : dy + 8, dx : dx + 8])
-        assert found, "each output must be the padded input cropped at one offset"
-    assert torch.equal(train.random_crop(x, 0, torch.Generator()), x)
-
-
-def test_augmentation_is_reproducible_from_the_generator_and_flips_about_half():
-    x = torch.rand(1000, 3, 8, 8)
-    a = train.random_flip(x, torch.Generator().manual_seed(1))
-    b = train.random_flip(x, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b)
-    flipped = (a != x).flatten(1).any(1).float().mean().item()
-    assert 0.4 < flipped < 0.6
-    cut = train.cutout(torch.ones(4, 3, 8, 8), 4, torch.Generator().manual_seed(0))
-    zeros_per_image = (cut[:, 0] == 0).flatten(1).sum(1)
-    assert (zeros_per_image > 0).all() and (zeros_per_image <= 16).all()
-
-
-def test_lr_schedules():
-    def factors(**kw):
-        opts = train.TrainOptions(epochs=10, **kw)
-        return [train.lr_factor(opts, s, 100, 10) for s in range(100)]
-
-    assert set(factors(schedule="constant")) == {1.0}
-    cosine = factors(schedule="cosine")
-    assert cosine[0] == 1.0 and cosine[-1] < 0.01 and cosine == sorted(cosine, reverse=True)
-    onecycle = factors(schedule="onecycle", warmup_epochs=2)
-    assert onecycle[0] == pytest.approx(1 / 20) and onecycle[19] == 1.0 and onecycle[-1] < 0.02
-
-
-def test_choose_device_falls_back_to_cpu_and_rejects_missing_cuda():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    assert train.choose_device("auto").type == "cpu"
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        train.choose_device("cuda:1")
 
 
 TINY = {"model": "cifarnet", "epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "crop_padding": 2,
@@ -197,19 +154,45 @@ def test_precision_auto_is_fp32_on_a_cpu_and_bf16_there_warns_in_log_and_metrics
 
 
 def model_inputs(monkeypatch) -> list:
-    """Every batch train() feeds the model it trains, recorded by a forward pre-hook (on the
-    first model built: the export after training builds its own)."""
-    seen, built, build = [], [], train.models.build
+    """Every batch train() feeds the model it trains, recorded by a forward pre-hook. The
+    portable export traces a copy of that model, hook included: the hook records only calls of
+    the trained model itself."""
+    seen, build = [], train.models.build
 
     def recording_build(*args, **kwargs):
         model = build(*args, **kwargs)
-        if not built:
-            model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().clone()))
-        built.append(model)
+        model.register_forward_pre_hook(
+            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module is model else None
+        )
         return model
 
     monkeypatch.setattr(train.models, "build", recording_build)
     return seen
+
+
+def test_the_network_is_built_once_per_run_and_exported_as_trained(demo_data, tmp_path, monkeypatch):
+    """train() builds its network once: the portable export is a copy of the trained network,
+    not a rebuild, and leaves that network as it was."""
+    built, build = [], train.models.build
+    monkeypatch.setattr(train.models, "build", lambda *a, **kw: built.append(build(*a, **kw)) or built[-1])
+    exported, write_portable = [], train.export.write_portable
+
+    def recording_write_portable(model, *args):
+        model.train()  # evaluation left it in eval mode; the export must not switch it
+        weights = {k: v.clone() for k, v in model.state_dict().items()}
+        paths = write_portable(model, *args)
+        exported.append(model)
+        assert model.training, "the export switched training's network to eval mode"
+        assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+        return paths
+
+    monkeypatch.setattr(train.export, "write_portable", recording_write_portable)
+    opts = train.TrainOptions.from_dict({**TINY, "epochs": 1, "train_subset": 64, "channels_last": True})
+    train.train(opts, demo_data, tmp_path, threads=2, log=lambda *_: None)
+    assert len(built) == 1, "one network per run"
+    assert exported == built, "the export is of the network trained"
+    conv = next(p for p in built[0].parameters() if p.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last), "training's network keeps its layout"
 
 
 def test_pretrained_weights_get_their_normalization_not_the_datasets(demo_data, tmp_path, monkeypatch):

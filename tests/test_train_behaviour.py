@@ -1,5 +1,5 @@
 """Training promises checked by their effects: the schedule step by step, TensorBoard's contents,
-the train subset, what a checkpoint resumes into, and the options the shipped configs use."""
+the train subset, what a checkpoint holds and resumes into, and the options the shipped configs use."""
 
 import json
 import math
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from labbook import options as training_options
 from labbook import train
+from labbook.plan import options as training_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,9 +45,14 @@ def test_lr_factor_by_hand():
     assert train.lr_factor(onecycle, 60, 100, 10) == pytest.approx(0.5)
     assert train.lr_factor(onecycle, 80, 100, 10) == pytest.approx(0.25)
     assert train.lr_factor(onecycle, 100, 100, 10) == 0.0
+    assert factor[20:] == sorted(factor[20:], reverse=True), "after the warm-up, only down"
     constant = train.TrainOptions(schedule="constant", warmup_epochs=0.5)
     assert [train.lr_factor(constant, s, 100, 10) for s in (0, 4, 5, 99)] == [0.2, 1.0, 1.0, 1.0]
+    assert {train.lr_factor(train.TrainOptions(schedule="constant"), s, 100, 10) for s in range(100)} == {1.0}
     assert train.lr_factor(train.TrainOptions(schedule="cosine"), 0, 100, 10) == 1.0
+    # one step after the warm-up: it starts the decay at 1 and ends it at 0
+    short = train.TrainOptions(schedule="cosine", warmup_epochs=1)  # 3 warm-up steps of 4
+    assert [train.lr_factor(short, s, 4, 3) for s in range(5)] == pytest.approx([1 / 3, 2 / 3, 1, 1, 0])
 
 
 @pytest.mark.parametrize(
@@ -105,9 +110,9 @@ def test_fingerprint_covers_options_seed_data_and_training_code(tmp_path, monkey
     assert opts.fingerprint(0, "data-b") != reference
     code = tmp_path / "labbook"
     shutil.copytree(Path(train.__file__).parent, code)
-    monkeypatch.setattr(training_options, "__file__", str(code / "options.py"))
+    monkeypatch.setattr(training_options, "__file__", str(code / "plan" / "options.py"))
     assert opts.fingerprint(0, "data-a") == reference, "the same code"
-    for module in ("train.py", "models.py", "options.py"):
+    for module in ("train.py", "models.py", "plan/options.py"):
         original = (code / module).read_text()
         (code / module).write_text(original + "\n# changed\n")
         assert opts.fingerprint(0, "data-a") != reference, f"a change to {module}"
@@ -133,10 +138,57 @@ def test_a_checkpoint_resumes_only_into_the_same_data_and_code(demo_data, tmp_pa
     code = tmp_path / "labbook"
     shutil.copytree(Path(train.__file__).parent, code)
     (code / "train.py").write_text((code / "train.py").read_text() + "\n# changed\n")
-    monkeypatch.setattr(training_options, "__file__", str(code / "options.py"))
+    monkeypatch.setattr(training_options, "__file__", str(code / "plan" / "options.py"))
     shutil.copytree(out, tmp_path / "code-changed")
     fresh, _ = run(demo_data, tmp_path / "code-changed", epochs=1, keep_checkpoint=True)
     assert fresh["resumed_after_epoch"] == 0
+
+
+def fresh_state(seed: int) -> "train.TrainState":
+    """A run's TrainState before its first step (a small network: the state, not the training, is tested)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Dropout(0.5), torch.nn.Linear(5, 3))
+    opts = train.TrainOptions(optimizer="adamw", schedule="cosine", epochs=3)
+    return train.TrainState.start(model, opts, 4, torch.Generator().manual_seed(seed), torch.device("cpu"))
+
+
+def test_a_checkpoint_restores_the_random_state_and_all_else_it_holds(tmp_path):
+    """TrainState.save then load into a fresh state: the next draws of the data generator and of
+    torch's global generator (dropout) are those the saved run would have made, and the weights,
+    optimizer, schedule, history and epoch are the saved ones."""
+    saved = fresh_state(0)
+    x = torch.randn(8, 6)
+    for _ in range(3):  # a few steps: optimizer moments, schedule position, both generators moved on
+        torch.randperm(50, generator=saved.generator)
+        saved.optimizer.zero_grad()
+        saved.model(x).sum().backward()
+        saved.optimizer.step()
+        saved.scheduler.step()
+    saved.epoch, saved.history, saved.step_losses = 1, [{"epoch": 1, "test_acc": 0.5}], [[3, 1.25]]
+    path = tmp_path / "checkpoint.pt"
+    saved.save(path, "this run")
+    expected = (torch.randperm(50, generator=saved.generator), torch.rand(4), saved.model(x))
+
+    logs = []
+    resumed = fresh_state(1)  # other weights, other generators
+    torch.manual_seed(99)
+    assert resumed.load(path, "this run", log=logs.append)
+    assert logs == [f"resuming from {path} after epoch 1"]
+    assert torch.equal(torch.randperm(50, generator=resumed.generator), expected[0]), "the data generator"
+    assert torch.equal(torch.rand(4), expected[1]), "torch's global generator"
+    assert torch.equal(resumed.model(x), expected[2]), "the weights, and dropout's draws"
+    assert resumed.optimizer.state_dict()["state"][0]["step"] == 3
+    assert (
+        resumed.scheduler.last_epoch == 3 and resumed.scheduler.get_last_lr() == saved.scheduler.get_last_lr()
+    )
+    assert (resumed.epoch, resumed.history, resumed.step_losses) == (1, saved.history, saved.step_losses)
+
+    foreign, logs = fresh_state(2), []
+    before = foreign.generator.get_state()
+    assert not foreign.load(path, "another run", log=logs.append)
+    assert foreign.epoch == 0 and torch.equal(foreign.generator.get_state(), before)
+    assert len(logs) == 1 and "starts afresh" in logs[0]
+    assert not fresh_state(3).load(tmp_path / "absent.pt", "this run", log=logs.append) and len(logs) == 1
 
 
 def test_make_optimizer_builds_what_the_options_name():

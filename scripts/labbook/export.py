@@ -17,6 +17,7 @@ ExecuTorch) builds on. Preprocessing travels inside the program so a receiver ca
 or resize differently from training; the JSON repeats the numbers for the record.
 """
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -25,14 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import models, prepare
+from . import models
+from .plan import datasets, files
 
 FORMAT = "labbook-portable-model/1"
-PROGRAM = "model.pt2"
-INFO = "model.json"
+PROGRAM = files.RUN["program"]  # model.pt2
+INFO = files.RUN["program_info"]  # model.json
 # How new images are resized when the dataset had no resize option (demo, CIFAR-10: images
 # already S×S): the imagefolder data step's default.
-DEFAULT_RESIZE = prepare.DATASET_KINDS["imagefolder"]["resize"]
+DEFAULT_RESIZE = datasets.KINDS["imagefolder"].defaults["resize"]
 
 
 class Preprocessed(nn.Module):
@@ -65,11 +67,11 @@ def start_weights(model: str, weights: str) -> dict:
     return {"weights": weights, "sha256": sha256}
 
 
-def model_info(opts, manifest: dict, seed: int) -> dict:
-    """model.json's content. opts: train.TrainOptions (not imported: train imports this module)."""
+def model_info(opts, manifest: dict, seed: int, inputs: dict) -> dict:
+    """model.json's content. opts: train.TrainOptions (not imported: train imports this module);
+    inputs: the run's preprocessing(opts, manifest)."""
     image_size = manifest["image_shape"][0]
     source = manifest.get("source", {})
-    inputs = preprocessing(opts, manifest)
     return {
         "format": FORMAT,
         "program": PROGRAM,
@@ -120,15 +122,18 @@ def preprocessing(opts, manifest: dict) -> dict:
     )
 
 
-def write_portable(state_path, opts, manifest: dict, seed: int, out_dir) -> tuple[Path, Path]:
-    """Export the state_dict at state_path (model.pt) as model.pt2 + model.json in out_dir.
+def write_portable(
+    model: nn.Module, opts, manifest: dict, seed: int, inputs: dict, out_dir
+) -> tuple[Path, Path]:
+    """Export the trained network as model.pt2 + model.json in out_dir; inputs: the run's
+    preprocessing(opts, manifest), which the program applies inside.
 
-    The network is rebuilt on the CPU from the saved weights alone (never downloading start
-    weights again), so the export is what model.pt holds, and loads on any device."""
+    What is exported is a copy of the network on the CPU, in eval mode and the default memory
+    layout (training's own stays where and as it is), so it holds the weights model.pt holds
+    and loads on any device."""
     out_dir = Path(out_dir)
-    net = models.build(opts.model, len(manifest["classes"]), "none", opts.trainable, opts.model_args)
-    net.load_state_dict(torch.load(state_path, map_location="cpu", weights_only=True))
-    inputs = preprocessing(opts, manifest)
+    net = copy.deepcopy(model).to("cpu", memory_format=torch.contiguous_format).eval()
+    net.zero_grad(set_to_none=True)  # the last step's gradients are no part of the model
     module = Preprocessed(net, inputs["mean"], inputs["std"], inputs["input_size"]).eval()
     size = manifest["image_shape"][0]
     example = torch.zeros((2, 3, size, size), dtype=torch.uint8)
@@ -138,7 +143,7 @@ def write_portable(state_path, opts, manifest: dict, seed: int, out_dir) -> tupl
     program_path, info_path = out_dir / PROGRAM, out_dir / INFO
     torch.export.save(program, program_path)
     info_path.write_text(
-        json.dumps(model_info(opts, manifest, seed), indent=2, ensure_ascii=False), encoding="utf-8"
+        json.dumps(model_info(opts, manifest, seed, inputs), indent=2, ensure_ascii=False), encoding="utf-8"
     )
     return program_path, info_path
 

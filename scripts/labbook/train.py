@@ -1,8 +1,9 @@
 """Training: data on the device, augmentation there, one plain loop, a checkpoint every epoch.
 
-Reads top to bottom: options → device → data → augmentation → model/optimizer/schedule →
-checkpoint → loop. Everything random draws from one seeded generator whose state the
-checkpoint keeps, so an interrupted run resumes to the same numbers as an uninterrupted one.
+`train` reads top to bottom like a recipe: setup (device, precision) → data → network →
+optimizer/schedule → resume → epochs → final evaluation and outputs. Everything random draws
+from one seeded generator whose state the checkpoint (TrainState) keeps, so an interrupted run
+resumes to the same numbers as an uninterrupted one.
 """
 
 import dataclasses
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, export, gpustats, models
-from .options import TrainOptions  # defined without torch: the workflow checks configs with it
+from .plan import files
+from .plan.options import TrainOptions  # defined without torch: the workflow checks configs with it
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -105,6 +107,32 @@ class DeviceData:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return x, self.labels[index]
 
+    def epoch(self, batch_size: int, opts: TrainOptions, gen: torch.Generator):
+        """One pass in an order drawn from gen: augmented (x, y) batches of batch_size, the last
+        one smaller when batch_size does not divide the split."""
+        order = torch.randperm(len(self), generator=gen).to(self.labels.device)
+        for start in range(0, len(self), batch_size):
+            yield self.batch(order[start : start + batch_size], opts, gen)
+
+
+def load_splits(data_dir, train_subset: int, inputs: dict, device, gen: torch.Generator) -> tuple:
+    """(train, test) DeviceData of the data step's arrays, normalized and sized as `inputs` say
+    (export.preprocessing); a train subset is the generator's first draw."""
+    train_images, train_labels = cache.load_split(data_dir, "train")
+    test_images, test_labels = cache.load_split(data_dir, "test")
+    if train_subset and train_subset < len(train_labels):
+        keep = torch.randperm(len(train_labels), generator=gen)[:train_subset].sort().values
+        train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
+    args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
+    return DeviceData(train_images, train_labels, *args), DeviceData(test_images, test_labels, *args)
+
+
+def build_network(opts: TrainOptions, num_classes: int, device: torch.device) -> nn.Module:
+    """The run's one network: training, evaluation and the portable export all use it."""
+    model = models.build(opts.model, num_classes, opts.weights, opts.trainable, opts.model_args)
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if opts.channels_last else model
+
 
 # ---------------------------------------------------------------- optimizer and schedule
 def make_optimizer(opts: TrainOptions, params) -> torch.optim.Optimizer:
@@ -171,6 +199,65 @@ def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> N
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+@dataclasses.dataclass
+class TrainState:
+    """Everything a checkpoint holds: what an interrupted run needs to go on as if it had not
+    been interrupted. save and load are each other's inverse."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    generator: torch.Generator  # data order, subset and augmentation draw from it
+    device: torch.device  # not saved: where the model is, whose CUDA random state is kept
+    history: list = dataclasses.field(default_factory=list)  # one record per epoch
+    step_losses: list = dataclasses.field(default_factory=list)  # [step, loss] every log_every steps
+    epoch: int = 0  # epochs completed
+
+    @classmethod
+    def start(cls, model, opts: TrainOptions, steps_per_epoch: int, gen, device) -> "TrainState":
+        """A run's state before its first step: the optimizer, schedule and scaler the options name."""
+        optimizer = make_optimizer(opts, model.parameters())
+        total_steps = steps_per_epoch * opts.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(opts, step, total_steps, steps_per_epoch)
+        )
+        scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
+        return cls(model, optimizer, scheduler, scaler, gen, device)
+
+    def save(self, path: Path, fingerprint: str) -> None:
+        save_checkpoint(
+            path,
+            {
+                "fingerprint": fingerprint,
+                "epoch": self.epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": _rng_state(self.generator, self.device),
+                "history": self.history,
+                "step_losses": self.step_losses,
+            },
+        )
+
+    def load(self, path: Path, fingerprint: str, log=print) -> bool:
+        """Resume from the checkpoint at path if it is of this fingerprint; whether it was. A
+        missing, damaged or foreign one leaves the state as it is (see load_checkpoint)."""
+        checkpoint = load_checkpoint(path, fingerprint, log)
+        if checkpoint is None:
+            return False
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        _set_rng_state(checkpoint["rng"], self.generator, self.device)
+        self.history, self.step_losses = checkpoint["history"], checkpoint["step_losses"]
+        self.epoch = checkpoint["epoch"]
+        log(f"resuming from {path} after epoch {self.epoch}")
+        return True
+
+
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(model, data: DeviceData, opts: TrainOptions, batch_size: int = 500):
@@ -202,6 +289,16 @@ def resolve_precision(precision: str, device: torch.device) -> tuple:
     return precision, None
 
 
+def settle_precision(opts: TrainOptions, device: torch.device, log=print) -> tuple:
+    """(the options with the precision the run uses, [warnings]); fp16 off CUDA is an error."""
+    if opts.precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 here")
+    precision, warning = resolve_precision(opts.precision, device)
+    if warning:
+        log(f"WARNING: {warning}")
+    return dataclasses.replace(opts, precision=precision), [warning] if warning else []
+
+
 def _autocast(opts: TrainOptions, device: torch.device):
     precision = resolve_precision(opts.precision, device)[0]  # callers may pass `auto` as is
     if precision == "fp32":
@@ -231,180 +328,180 @@ def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, s
     return loss, out
 
 
-def train(
-    opts: TrainOptions,
-    data_dir,
-    out_dir,
-    seed: int = 0,
-    threads: int = 0,
-    checkpoint_path=None,
-    log=print,
-) -> dict:
-    """Train one model; write model.pt, metrics.json, predictions.npz and tensorboard/ to out_dir.
-
-    Resumes from checkpoint_path when it holds a checkpoint of the same options, seed and data.
-    """
-    from torch.utils.tensorboard import SummaryWriter
+def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn, writer, grid=False):
+    """One pass over the training split, logging the loss and rate every log_every steps (to
+    state.step_losses and TensorBoard) and, with grid, the first augmented batch's images.
+    Returns the epoch's mean train loss and accuracy, its seconds and images per second."""
     from tqdm import tqdm
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = Path(checkpoint_path or out_dir / "checkpoint.pt")
-    if threads:
-        torch.set_num_threads(threads)
-    set_deterministic(opts.deterministic)
-    device = choose_device(opts.device)
-    if opts.precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs a CUDA device; use bf16 or fp32 here")
-    given, warnings = opts, []
-    precision, warning = resolve_precision(opts.precision, device)
-    if warning:
-        log(f"WARNING: {warning}")
-        warnings.append(warning)
-    opts = dataclasses.replace(opts, precision=precision)
-
-    manifest = cache.read_manifest(data_dir)
-    classes = manifest["classes"]
-    train_images, train_labels = cache.load_split(data_dir, "train")
-    test_images, test_labels = cache.load_split(data_dir, "test")
-    gen = torch.Generator().manual_seed(seed)
-    if opts.train_subset and opts.train_subset < len(train_labels):
-        keep = torch.randperm(len(train_labels), generator=gen)[: opts.train_subset].sort().values
-        train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
-    # Pretrained weights bring their own normalization and input size (see models.preprocessing).
-    inputs = export.preprocessing(opts, manifest)
-    args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
-    train_data = DeviceData(train_images, train_labels, *args)
-    test_data = DeviceData(test_images, test_labels, *args)
-
-    torch.manual_seed(seed)
-    model = models.build(opts.model, len(classes), opts.weights, opts.trainable, opts.model_args)
-    model = model.to(device)
-    if opts.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(opts, model.parameters())
-    steps_per_epoch = math.ceil(len(train_data) / opts.batch_size)
-    total_steps = steps_per_epoch * opts.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(opts, step, total_steps, steps_per_epoch)
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    started = time.perf_counter()
+    device = data.labels.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    steps = math.ceil(len(data) / opts.batch_size)
+    batches = tqdm(
+        data.epoch(opts.batch_size, opts, state.generator),
+        total=steps,
+        desc=f"epoch {state.epoch + 1}/{opts.epochs}",
+        file=sys.__stderr__,  # the step's log, not the notebook
+        mininterval=10,
+        disable=False,  # progress belongs in the log even though it is not a terminal
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    for i, (x, y) in enumerate(batches):
+        step = state.epoch * steps + i  # optimizer steps before this one
+        if grid and i == 0:
+            images = (x[:32] * data.std + data.mean).clamp(0, 1)
+            writer.add_images("augmented_train_images", images.float(), step)
+        loss, out = train_step(model, x, y, opts, loss_fn, optimizer, state.scheduler, state.scaler)
+        loss_sum += loss.detach() * len(y)
+        correct += (out.argmax(1) == y).sum()
+        if (step + 1) % opts.log_every == 0:
+            value = loss.item()
+            state.step_losses.append([step + 1, value])
+            writer.add_scalar("train/loss", value, step + 1)
+            writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step + 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    return {
+        "train_loss": loss_sum.item() / len(data),
+        "train_acc": correct.item() / len(data),
+        "train_seconds": seconds,
+        "images_per_s": len(data) / seconds,
+    }
 
-    fingerprint = given.fingerprint(seed, manifest["source_hash"])
-    history, step_losses, start_epoch = [], [], 0
-    checkpoint = load_checkpoint(checkpoint_path, fingerprint, log)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        _set_rng_state(checkpoint["rng"], gen, device)
-        history, step_losses = checkpoint["history"], checkpoint["step_losses"]
-        start_epoch = checkpoint["epoch"]
-        log(f"resuming from {checkpoint_path} after epoch {start_epoch}")
-    writer = SummaryWriter(out_dir / "tensorboard", purge_step=start_epoch * steps_per_epoch)
 
-    step = start_epoch * steps_per_epoch
-    gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
-    for epoch in range(start_epoch, opts.epochs):
-        gpu.start()
-        model.train()
-        started = time.perf_counter()
-        order = torch.randperm(len(train_data), generator=gen).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{opts.epochs}",
-            file=sys.__stderr__,  # the step's log, not the notebook
-            mininterval=10,
-            disable=False,  # progress belongs in the log even though it is not a terminal
-        )
-        for i in bar:
-            index = order[i * opts.batch_size : (i + 1) * opts.batch_size]
-            x, y = train_data.batch(index, opts, gen)
-            if epoch == start_epoch and i == 0:
-                grid = (x[:32] * train_data.std + train_data.mean).clamp(0, 1)
-                writer.add_images("augmented_train_images", grid.float(), step)
-            loss, out = train_step(model, x, y, opts, loss_fn, optimizer, scheduler, scaler)
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
-            step += 1
-            if step % opts.log_every == 0:
-                value = loss.item()
-                step_losses.append([step, value])
-                writer.add_scalar("train/loss", value, step)
-                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        train_seconds = time.perf_counter() - started
-        test_loss, test_acc, _ = evaluate(model, test_data, opts)
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum.item() / len(train_data),
-            "train_acc": correct.item() / len(train_data),
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_seconds": train_seconds,
-            "images_per_s": len(train_data) / train_seconds,
-            "gpu": gpu.finish(writer, epoch + 1),
-        }
-        history.append(record)
-        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
-            writer.add_scalar(f"epoch/{key}", record[key], epoch + 1)
-        writer.flush()
-        log(
-            f"epoch {epoch + 1:3d}/{opts.epochs}  train loss {record['train_loss']:.4f}  "
-            f"acc {record['train_acc']:.4f}  test loss {test_loss:.4f}  acc {test_acc:.4f}  "
-            f"{record['images_per_s']:.0f} img/s"
-        )
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": _rng_state(gen, device),
-                "history": history,
-                "step_losses": step_losses,
-            },
-        )
-    writer.close()
+def record_epoch(state: TrainState, trained: dict, test_data, opts, writer, gpu, log=print) -> dict:
+    """Evaluate after epoch state.epoch (trained: train_epoch's numbers); its record into
+    state.history, TensorBoard and the log."""
+    test_loss, test_acc, _ = evaluate(state.model, test_data, opts)
+    record = {
+        "epoch": state.epoch,
+        "train_loss": trained["train_loss"],
+        "train_acc": trained["train_acc"],
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "train_seconds": trained["train_seconds"],
+        "images_per_s": trained["images_per_s"],
+        "gpu": gpu.finish(writer, state.epoch),
+    }
+    state.history.append(record)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
+        writer.add_scalar(f"epoch/{key}", record[key], state.epoch)
+    writer.flush()
+    log(
+        f"epoch {state.epoch:3d}/{opts.epochs}  train loss {record['train_loss']:.4f}  "
+        f"acc {record['train_acc']:.4f}  test loss {test_loss:.4f}  acc {test_acc:.4f}  "
+        f"{record['images_per_s']:.0f} img/s"
+    )
+    return record
 
-    test_loss, test_acc, logits = evaluate(model, test_data, opts)
-    cache.atomic_write(out_dir / "model.pt", lambda f: torch.save(model.state_dict(), f))
-    export.write_portable(out_dir / "model.pt", opts, manifest, seed, out_dir)  # model.pt2 + .json
-    predictions = {"logits": logits.numpy().astype(np.float32), "labels": test_labels.astype(np.int64)}
-    cache.atomic_write(out_dir / "predictions.npz", lambda f: np.savez(f, **predictions))
-    metrics = {
+
+# ---------------------------------------------------------------- outputs
+def write_model(out_dir: Path, model, logits, test_data, opts, manifest, seed, inputs) -> None:
+    """model.pt (the state_dict), the portable model.pt2 + model.json, predictions.npz."""
+    cache.atomic_write(out_dir / files.RUN["model"], lambda f: torch.save(model.state_dict(), f))
+    export.write_portable(model, opts, manifest, seed, inputs, out_dir)
+    labels = test_data.labels.cpu().numpy().astype(np.int64)
+    predictions = {"logits": logits.numpy().astype(np.float32), "labels": labels}
+    cache.atomic_write(out_dir / files.RUN["predictions"], lambda f: np.savez(f, **predictions))
+
+
+def write_json(path: Path, content: dict) -> None:
+    text = json.dumps(content, indent=2).encode()
+    cache.atomic_write(path, lambda f: f.write(text))
+
+
+def run_description(given: TrainOptions, opts: TrainOptions, seed: int, inputs, warnings, classes) -> dict:
+    """metrics.json's head: what was asked for (given), and what the run made of it (opts)."""
+    return {
         "model": opts.model,
         "seed": seed,
         "options": dataclasses.asdict(given),
-        "precision": precision,
+        "precision": opts.precision,
         "inputs": inputs,
         "warnings": warnings,
         "classes": classes,
-        "parameters": models.count_parameters(model),
+    }
+
+
+def run_summary(state: TrainState, device, train_images: int, test_images: int, test_loss, test_acc) -> dict:
+    """metrics.json's middle: the network, the device, the data, the history and final numbers."""
+    history = state.history
+    return {
+        "parameters": models.count_parameters(state.model),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "train_images": len(train_data),
-        "test_images": len(test_data),
+        "train_images": train_images,
+        "test_images": test_images,
         "history": history,
-        "step_losses": step_losses,
+        "step_losses": state.step_losses,
         "test_loss": test_loss,
         "test_acc": test_acc,
         "train_seconds": sum(r["train_seconds"] for r in history),
         "images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else 0.0,
-        "resumed_after_epoch": start_epoch,
-        "gpu": gpu.summary(history),
     }
-    text = json.dumps(metrics, indent=2).encode()
-    cache.atomic_write(out_dir / "metrics.json", lambda f: f.write(text))
+
+
+def train(
+    opts: TrainOptions, data_dir, out_dir, seed: int = 0, threads: int = 0, checkpoint_path=None, log=print
+) -> dict:
+    """Train one model; write model.pt, model.pt2 + model.json, predictions.npz, metrics.json and
+    tensorboard/ to out_dir (plan/files.py). Resumes from checkpoint_path (default: out_dir's
+    checkpoint.pt) when it holds a checkpoint of the same options, seed, data and code."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    # Setup: the output folder, threads, determinism, the device and the precision on it.
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = Path(checkpoint_path or out_dir / files.CHECKPOINT)
+    if threads:
+        torch.set_num_threads(threads)
+    set_deterministic(opts.deterministic)
+    device = choose_device(opts.device)
+    given, (opts, warnings) = opts, settle_precision(opts, device, log)
+
+    # Data, on the device. Pretrained weights bring their own normalization and input size.
+    manifest = cache.read_manifest(data_dir)
+    inputs = export.preprocessing(opts, manifest)
+    gen = torch.Generator().manual_seed(seed)
+    train_data, test_data = load_splits(data_dir, opts.train_subset, inputs, device, gen)
+
+    # The network, built once.
+    torch.manual_seed(seed)
+    model = build_network(opts, len(manifest["classes"]), device)
+
+    # Optimizer and schedule; then the checkpoint's state over them when it is this run's.
+    steps_per_epoch = math.ceil(len(train_data) / opts.batch_size)
+    state = TrainState.start(model, opts, steps_per_epoch, gen, device)
+    fingerprint = given.fingerprint(seed, manifest["source_hash"])
+    resumed_after = state.epoch if state.load(checkpoint_path, fingerprint, log) else 0
+
+    # The epochs: train, evaluate and log, checkpoint.
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
+    gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
+    while state.epoch < opts.epochs:
+        gpu.start()
+        trained = train_epoch(state, train_data, opts, loss_fn, writer, grid=state.epoch == resumed_after)
+        state.epoch += 1
+        record_epoch(state, trained, test_data, opts, writer, gpu, log)
+        state.save(checkpoint_path, fingerprint)
+    writer.close()
+
+    # Final evaluation and outputs: model.pt, model.pt2 + model.json, predictions.npz, metrics.json.
+    test_loss, test_acc, logits = evaluate(model, test_data, opts)
+    write_model(out_dir, model, logits, test_data, opts, manifest, seed, inputs)
+    metrics = {
+        **run_description(given, opts, seed, inputs, warnings, manifest["classes"]),
+        **run_summary(state, device, len(train_data), len(test_data), test_loss, test_acc),
+        "resumed_after_epoch": resumed_after,
+        "gpu": gpu.summary(state.history),
+    }
+    write_json(out_dir / files.RUN["metrics"], metrics)
     if not opts.keep_checkpoint:  # the outputs are complete: resuming has nothing left to do
         checkpoint_path.unlink(missing_ok=True)
     return metrics
