@@ -8,15 +8,13 @@ writes by hand: open, convert to RGB, resize, np.asarray, one file after another
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from labbook import imagefolder
+from labbook.plan import sources
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from labbook import imagefolder, sources  # noqa: E402
 
 
 def plain_loop(paths, size):

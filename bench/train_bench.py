@@ -12,7 +12,6 @@ channels_last) for the pipeline and the bare loop.
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,10 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from labbook import cache, demo, models, train
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from labbook import cache, demo, models, train  # noqa: E402
 
 
 def demo_imagefolder(root: Path, n: int) -> Path:
@@ -64,6 +61,7 @@ def seed_style(files, classes, mean, std, opts, device, workers):
     )
     model = models.build(opts.model, len(classes)).to(device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=opts.lr)
+
     def epoch():
         for x, y in loader:
             _plain_step(model, optimizer, x.to(device), y.to(device))
@@ -173,8 +171,12 @@ def main():
     opts = train.TrainOptions(
         model=args.model, optimizer="adam", lr=1e-3, batch_size=args.batch_size, precision="fp32"
     )
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"{len(images)} images {images.shape[1:]}, model {args.model}, batch {args.batch_size}, fp32, on {name}")
+    name = (
+        torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"{len(images)} images {images.shape[1:]}, model {args.model}, batch {args.batch_size}, fp32, on {name}"
+    )
 
     loops = {
         "pipeline": pipeline(images, labels, mean, std, opts, device, classes),

@@ -1,4 +1,5 @@
-"""The project's own checks: ruff, snakefmt and Snakemake's linter stay clean."""
+"""The project's own checks: ruff (lint and format, notebooks included), snakefmt and Snakemake's
+linter stay clean. .ci/run runs the same commands first, as a quick gate before the tests."""
 
 import subprocess
 import sys
@@ -14,10 +15,11 @@ BIN = Path(sys.executable).parent
     "command",
     [
         [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "snakefmt"), "--check", "."],
         [sys.executable, "-m", "snakemake", "--lint"],
     ],
-    ids=["ruff", "snakefmt", "snakemake-lint"],
+    ids=["ruff", "ruff-format", "snakefmt", "snakemake-lint"],
 )
 def test_clean(command):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=venv_environment())

@@ -1,6 +1,8 @@
 """Every step notebook runs on its own, as a user opening it in Jupyter would: from
 notebooks/, with its default parameters, without the workflow."""
 
+import os
+
 import nbformat
 import papermill
 import pytest
@@ -10,7 +12,11 @@ from conftest import REPO
 @pytest.mark.parametrize("name", ["prepare_data", "train", "analyze", "report"])
 def test_notebook_runs_standalone_with_its_defaults(name, tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # the defaults write to temporary folders
-    monkeypatch.delenv("PYTHONPATH", raising=False)  # the notebook finds ../scripts itself
+    # The kernel imports labbook as the rules make it: the checkout's scripts/ on PYTHONPATH (the
+    # notebooks add no path of their own; Jupyter finds the package `pip install -e .` installed).
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")]))
+    )
     executed = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(
         str(REPO / "notebooks" / f"{name}.ipynb"),
@@ -35,3 +41,5 @@ def test_every_notebook_declares_its_parameters_in_a_tagged_cell():
         assert not any(c.get("outputs") for c in book.cells if c.cell_type == "code"), (
             f"{path.name} is committed with outputs: clear them"
         )
+        code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
+        assert "sys.path" not in code, f"{path.name}: labbook is installed (pip install -e .), not patched in"

@@ -57,7 +57,9 @@ def test_a_failing_step_keeps_its_executed_notebook_and_names_it(tmp_path, capsy
 
 
 def test_threads_reach_only_notebooks_that_take_them(tmp_path):
-    with_threads = make_notebook(tmp_path / "a.ipynb", new_code_cell("assert threads == 5"), parameters="threads = 1")
+    with_threads = make_notebook(
+        tmp_path / "a.ipynb", new_code_cell("assert threads == 5"), parameters="threads = 1"
+    )
     assert runner.main([str(with_threads), str(tmp_path / "a-out.ipynb"), "--threads", "5"]) == 0
     without = make_notebook(tmp_path / "b.ipynb", new_code_cell("assert 'threads' not in globals()"))
     assert runner.main([str(without), str(tmp_path / "b-out.ipynb"), "--threads", "5"]) == 0
@@ -79,7 +81,9 @@ def test_html_hides_code_and_loads_nothing_from_the_network(tmp_path):
 
 
 def test_what_a_step_writes_to_its_process_stderr_goes_to_the_log_not_the_notebook(tmp_path, capfd):
-    progress = new_code_cell("import sys\nprint('progress 50%', file=sys.__stderr__, flush=True)\nprint('epoch 1')")
+    progress = new_code_cell(
+        "import sys\nprint('progress 50%', file=sys.__stderr__, flush=True)\nprint('epoch 1')"
+    )
     notebook = make_notebook(tmp_path / "p.ipynb", progress, parameters="x = 1")
     executed = tmp_path / "p-out.ipynb"
     assert runner.main([str(notebook), str(executed)]) == 0
