@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from labbook import cache, demo, models, train
+from labbook import arrays, demo, models, train
 from PIL import Image
 
 
@@ -167,7 +167,7 @@ def main():
     classes, files = pick_files(root, args.images)
     images = np.stack([np.asarray(Image.open(path).convert("RGB")) for path, _ in files])
     labels = np.array([label for _, label in files], dtype=np.int64)
-    mean, std = cache.channel_stats(images)
+    mean, std = arrays.channel_stats(images)
     opts = train.TrainOptions(
         model=args.model, optimizer="adam", lr=1e-3, batch_size=args.batch_size, precision="fp32"
     )

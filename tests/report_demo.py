@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from labbook import cache, metrics, provenance, runner
+from labbook import arrays, metrics, provenance, runner
 from labbook.plan.record import JobRecord
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,8 +41,8 @@ def build(data_dir: Path, root: Path) -> Path:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")])
     )
-    classes = cache.read_manifest(data_dir)["classes"]
-    _, test_labels = cache.load_split(data_dir, "test")
+    classes = arrays.read_manifest(data_dir)["classes"]
+    _, test_labels = arrays.load_split(data_dir, "test")
     signal = 3.0 * np.eye(len(classes))[test_labels]  # the true class stands out, by this much
     runs = []
     for name, spec in RUNS.items():

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from labbook import cache, demo
+from labbook import arrays, demo
 
 
 def test_demo_is_deterministic_balanced_and_varied():
@@ -28,9 +28,9 @@ def test_cache_round_trip_and_manifest_statistics(tmp_path):
         "train": (rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), np.arange(40) % 2),
         "test": (rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8), np.arange(10) % 2),
     }
-    manifest = cache.build_manifest("toy", ["a", "b"], splits, source_hash="abc")
-    cache.write_dataset(tmp_path, manifest, splits)
-    images, labels = cache.load_split(tmp_path, "train")
+    manifest = arrays.build_manifest("toy", ["a", "b"], splits, source_hash="abc")
+    arrays.write_dataset(tmp_path, manifest, splits)
+    images, labels = arrays.load_split(tmp_path, "train")
     assert np.array_equal(images, splits["train"][0]) and labels.dtype == np.int64
     stored = json.loads((tmp_path / "manifest.json").read_text())
     assert stored["counts"] == {"train": {"a": 20, "b": 20}, "test": {"a": 5, "b": 5}}
@@ -43,8 +43,8 @@ def test_cache_round_trip_and_manifest_statistics(tmp_path):
 
 def test_cache_rejects_what_is_not_uint8_rgb(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
-        cache.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.float32), [0, 1])
+        arrays.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.float32), [0, 1])
     with pytest.raises(ValueError, match="2 images but 3 labels"):
-        cache.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.uint8), [0, 1, 2])
+        arrays.write_split(tmp_path, "train", np.zeros((2, 4, 4, 3), np.uint8), [0, 1, 2])
     with pytest.raises(FileNotFoundError, match="prepare_data"):
-        cache.read_manifest(tmp_path)
+        arrays.read_manifest(tmp_path)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_workflow, snakemake
 from jsonschema import Draft202012Validator
-from labbook import cache, imagefolder, metrics, plots, prepare, report, runner
+from labbook import arrays, atomic, imagefolder, metrics, plots, prepare, report, runner
 from labbook.plan import checks, datasets, sources
 from labbook.plan.record import JobRecord
 from PIL import Image
@@ -265,14 +265,14 @@ def test_sixteen_bit_colour_pngs_keep_their_colour(colour_type, pixel, expected)
 # ---------------------------------------------------------------- 6. damaged and stray files
 def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_intact(tmp_path):
     target = tmp_path / "manifest.json"
-    cache.atomic_write(target, lambda f: f.write(b"old"))
+    atomic.atomic_write(target, lambda f: f.write(b"old"))
 
     def fail(f):
         f.write(b"half")
         raise RuntimeError("killed by a bug")
 
     with pytest.raises(RuntimeError, match="killed by a bug"):
-        cache.atomic_write(target, fail)
+        atomic.atomic_write(target, fail)
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
     assert target.read_bytes() == b"old"
 
@@ -282,13 +282,13 @@ def test_temporary_files_of_dead_processes_are_removed_on_the_next_write(tmp_pat
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    stale = cache._temporary_name(target, int(dead.stdout))
+    stale = atomic._temporary_name(target, int(dead.stdout))
     stale.write_bytes(b"half of a killed write")
-    alive = cache._temporary_name(target, os.getppid())  # a running process's write in progress
+    alive = atomic._temporary_name(target, os.getppid())  # a running process's write in progress
     alive.write_bytes(b"in progress")
     other_host = tmp_path / f".train.npz.tmp-another-host-{int(dead.stdout)}"
     other_host.write_bytes(b"another machine's")
-    cache.atomic_write(target, lambda f: f.write(b"new"))
+    atomic.atomic_write(target, lambda f: f.write(b"new"))
     assert not stale.exists()
     assert alive.exists() and other_host.exists()
     assert target.read_bytes() == b"new"
@@ -301,7 +301,7 @@ def test_a_full_disk_says_so_and_names_the_folder(tmp_path, monkeypatch, writer)
     import builtins
 
     real_open = builtins.open
-    monkeypatch.setattr(cache, "open", lambda path, mode: real_open("/dev/full", mode), raising=False)
+    monkeypatch.setattr(atomic, "open", lambda path, mode: real_open("/dev/full", mode), raising=False)
     if writer == "torch":
         import torch
 
@@ -311,9 +311,9 @@ def test_a_full_disk_says_so_and_names_the_folder(tmp_path, monkeypatch, writer)
     else:
         write = lambda f: f.write(b"x" * 1_000_000)  # noqa: E731
     with pytest.raises(
-        cache.DiskFullError, match=f"no space left on {tmp_path} while writing model.pt"
+        atomic.DiskFullError, match=f"no space left on {tmp_path} while writing model.pt"
     ) as error:
-        cache.atomic_write(tmp_path / "model.pt", write)
+        atomic.atomic_write(tmp_path / "model.pt", write)
     assert error.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
 
@@ -364,9 +364,9 @@ def test_a_truncated_npz_is_an_error_naming_it(tmp_path, name, keys):
     np.savez(path, **{key: np.arange(5000) for key in keys})
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(ValueError, match=f"{path} is damaged or truncated"):
-        cache.load_arrays(path, keys)
+        arrays.load_arrays(path, keys)
     with pytest.raises(FileNotFoundError):
-        cache.load_arrays(tmp_path / "absent.npz", keys)
+        arrays.load_arrays(tmp_path / "absent.npz", keys)
 
 
 def test_a_truncated_step_output_read_by_the_report_is_named(tmp_path):
@@ -587,8 +587,8 @@ def hostile(tmp_path_factory):
         {"dataset": dataset, "out_dir": str(data_dir)},
     )
 
-    classes = cache.read_manifest(data_dir)["classes"]
-    _, test_labels = cache.load_split(data_dir, "test")
+    classes = arrays.read_manifest(data_dir)["classes"]
+    _, test_labels = arrays.load_split(data_dir, "test")
     train_dir = tmp / "results" / "runs" / "base" / "seed0"
     train_dir.mkdir(parents=True)
     logits = 3.0 * np.eye(len(classes))[test_labels] + np.random.default_rng(0).normal(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from labbook import cache, imagefolder, prepare
+from labbook import arrays, imagefolder, prepare
 from labbook.imagefolder import LayoutError
 from labbook.plan import datasets
 from PIL import Image
@@ -225,7 +225,7 @@ def test_prepare_writes_the_manifest(tmp_path):
     assert manifest["skipped"][0]["path"].endswith("train/bees/broken.png")
     assert manifest["source"]["test_split"] == "val"
     assert manifest["mean"][0] > manifest["mean"][1]  # red ants and blue bees, no green
-    images, labels = cache.load_split(tmp_path / "out", "test")
+    images, labels = arrays.load_split(tmp_path / "out", "test")
     assert images.shape == (8, 24, 24, 3)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, copy_workflow, snakemake
-from labbook import cache, demo, export, imagefolder, predict, prepare, train
+from labbook import arrays, demo, export, imagefolder, predict, prepare, train
 from labbook.plan import images
 from PIL import Image
 
@@ -58,7 +58,7 @@ def write_imagefolder(root, per_class_train=60, per_class_test=12):
 # ---------------------------------------------------------------- the portable model
 def test_training_writes_the_portable_model_and_its_description(demo_run, demo_data):
     info = json.loads((demo_run / export.INFO).read_text(encoding="utf-8"))
-    manifest = cache.read_manifest(demo_data)
+    manifest = arrays.read_manifest(demo_data)
     assert (demo_run / info["program"]).is_file()
     assert info["classes"] == manifest["classes"]
     assert info["mean"] == manifest["mean"] and info["std"] == manifest["std"]
@@ -99,7 +99,7 @@ def test_portable_model_reproduces_the_runs_logits_in_a_process_with_only_torch(
     handed.mkdir()
     for name in (export.PROGRAM, export.INFO):
         shutil.copy(run_dir / name, handed / name)
-    test_images, _ = cache.load_split(demo_data, "test")
+    test_images, _ = arrays.load_split(demo_data, "test")
     with np.load(run_dir / "predictions.npz") as npz:
         logits = npz["logits"]
     pick = [0, 1, 7, 50, 199]  # a few test images, an odd batch size

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import report
-from .cache import atomic_write
+from .atomic import atomic_write
 from .plan import files
 
 

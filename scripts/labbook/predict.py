@@ -210,13 +210,13 @@ def standalone_demo(count=12) -> tuple[list[dict], list[str]]:
 
     from PIL import Image
 
-    from . import cache, prepare, train
+    from . import arrays, prepare, train
 
     data_dir = prepare.standalone_demo_dir()
     run_dir = tempfile.mkdtemp(prefix="labbook-run-")
     train.train(train.TrainOptions(epochs=1, device="cpu"), data_dir, run_dir, log=lambda _: None)
     images_dir = Path(tempfile.mkdtemp(prefix="labbook-images-"))
-    test_images, _ = cache.load_split(data_dir, "test")
+    test_images, _ = arrays.load_split(data_dir, "test")
     for i, image in enumerate(test_images[:count]):
         Image.fromarray(image).save(images_dir / f"test-{i:02d}.png")
     (images_dir / "broken.png").write_bytes(b"this is not a PNG")

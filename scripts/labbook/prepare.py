@@ -1,10 +1,10 @@
 """The data step: turn a dataset spec from the config into the compact arrays every later step
-reads (see cache.py). What each kind of dataset is and how it loads: plan/datasets.py."""
+reads (see arrays.py). What each kind of dataset is and how it loads: plan/datasets.py."""
 
 import tempfile
 from pathlib import Path
 
-from . import cache
+from . import arrays
 from .plan import datasets
 
 
@@ -14,10 +14,10 @@ def prepare(spec: dict, out_dir, threads: int = 1) -> dict:
     loaded = datasets.load(spec, threads)
     source = {"kind": kind.name, **datasets.options(spec), **loaded.source}
     name = spec.get("name", kind.default_name)
-    manifest = cache.build_manifest(
+    manifest = arrays.build_manifest(
         name, loaded.classes, loaded.splits, loaded.source_hash, loaded.skipped, source=source
     )
-    cache.write_dataset(Path(out_dir), manifest, loaded.splits)
+    arrays.write_dataset(Path(out_dir), manifest, loaded.splits)
     return manifest
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, export, gpustats, models
+from . import arrays, atomic, export, gpustats, models
 from .plan import files
 from .plan.options import TrainOptions  # defined without torch: the workflow checks configs with it
 
@@ -118,8 +118,8 @@ class DeviceData:
 def load_splits(data_dir, train_subset: int, inputs: dict, device, gen: torch.Generator) -> tuple:
     """(train, test) DeviceData of the data step's arrays, normalized and sized as `inputs` say
     (export.preprocessing); a train subset is the generator's first draw."""
-    train_images, train_labels = cache.load_split(data_dir, "train")
-    test_images, test_labels = cache.load_split(data_dir, "test")
+    train_images, train_labels = arrays.load_split(data_dir, "train")
+    test_images, test_labels = arrays.load_split(data_dir, "test")
     if train_subset and train_subset < len(train_labels):
         keep = torch.randperm(len(train_labels), generator=gen)[:train_subset].sort().values
         train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
@@ -165,7 +165,7 @@ def lr_factor(opts: TrainOptions, step: int, total_steps: int, steps_per_epoch: 
 # ---------------------------------------------------------------- checkpoints
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomic: a SIGKILL during the write leaves the previous checkpoint intact."""
-    cache.atomic_write(path, lambda f: torch.save(state, f))
+    atomic.atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, fingerprint: str, log=print):
@@ -403,16 +403,16 @@ def record_epoch(state: TrainState, trained: dict, test_data, opts, writer, gpu,
 # ---------------------------------------------------------------- outputs
 def write_model(out_dir: Path, model, logits, test_data, opts, manifest, seed, inputs) -> None:
     """model.pt (the state_dict), the portable model.pt2 + model.json, predictions.npz."""
-    cache.atomic_write(out_dir / files.RUN["model"], lambda f: torch.save(model.state_dict(), f))
+    atomic.atomic_write(out_dir / files.RUN["model"], lambda f: torch.save(model.state_dict(), f))
     export.write_portable(model, opts, manifest, seed, inputs, out_dir)
     labels = test_data.labels.cpu().numpy().astype(np.int64)
     predictions = {"logits": logits.numpy().astype(np.float32), "labels": labels}
-    cache.atomic_write(out_dir / files.RUN["predictions"], lambda f: np.savez(f, **predictions))
+    atomic.atomic_write(out_dir / files.RUN["predictions"], lambda f: np.savez(f, **predictions))
 
 
 def write_json(path: Path, content: dict) -> None:
     text = json.dumps(content, indent=2).encode()
-    cache.atomic_write(path, lambda f: f.write(text))
+    atomic.atomic_write(path, lambda f: f.write(text))
 
 
 def run_description(given: TrainOptions, opts: TrainOptions, seed: int, inputs, warnings, classes) -> dict:
@@ -465,7 +465,7 @@ def train(
     given, (opts, warnings) = opts, settle_precision(opts, device, log)
 
     # Data, on the device. Pretrained weights bring their own normalization and input size.
-    manifest = cache.read_manifest(data_dir)
+    manifest = arrays.read_manifest(data_dir)
     inputs = export.preprocessing(opts, manifest)
     gen = torch.Generator().manual_seed(seed)
     train_data, test_data = load_splits(data_dir, opts.train_subset, inputs, device, gen)
