@@ -98,8 +98,8 @@ def test_a_steps_code_is_found_from_its_imports_and_editing_a_module_reruns_its_
     train = {
         p.relative_to(LIBRARY).as_posix() for p in code.step_modules(LIBRARY, REPO / "notebooks/train.ipynb")
     }
-    # what the hand-written lists missed: train reaches the data modules through export/prepare
-    assert {"train.py", "models.py", "export.py", "plan/options.py", "plan/files.py", "prepare.py"} <= train
+    # what the hand-written lists missed: train reads the arrays (arrays.py) and decodes as imagefolder.py
+    assert {"train.py", "models.py", "export.py", "plan/options.py", "arrays.py", "imagefolder.py"} <= train
     data = {
         p.relative_to(LIBRARY).as_posix()
         for p in code.step_modules(LIBRARY, REPO / "notebooks/prepare_data.ipynb")
@@ -110,6 +110,7 @@ def test_a_steps_code_is_found_from_its_imports_and_editing_a_module_reruns_its_
         for p in code.step_modules(LIBRARY, REPO / "notebooks/analyze.ipynb")
     }
     assert "metrics.py" in analyze and not {"train.py", "models.py", "export.py"} & analyze  # no torch
+    assert not {"prepare.py", "cifar10.py", "imagefolder.py"} & analyze  # its standalone data: demo.py
     copy = tmp_path / "labbook"
     shutil.copytree(LIBRARY, copy)
     before = hashes(copy)

@@ -92,6 +92,15 @@ def write_dataset(data_dir, manifest: dict, splits) -> Path:
     return path
 
 
+def write_loaded(data_dir, name: str, kind: str, options: dict, loaded) -> dict:
+    """Write what a dataset kind's loader returned (plan.kinds.kind.Loaded) as the data step
+    does; returns the manifest, which records the kind and its options as the source."""
+    source = {"kind": kind, **options, **loaded.source}
+    manifest = build_manifest(name, loaded.classes, loaded.splits, loaded.source_hash, loaded.skipped, source)
+    write_dataset(Path(data_dir), manifest, loaded.splits)
+    return manifest
+
+
 def read_manifest(data_dir) -> dict:
     path = Path(data_dir) / MANIFEST
     if not path.exists():

@@ -6,10 +6,12 @@ small CNN has to learn shape, not colour, to score well.
 """
 
 import hashlib
+import tempfile
 
 import numpy as np
 
-from .plan.kinds.demo import CLASSES
+from . import arrays
+from .plan.kinds.demo import CLASSES, KIND
 from .plan.kinds.kind import Loaded
 
 
@@ -94,3 +96,14 @@ def load(options: dict, threads: int = 1) -> Loaded:
     """The data step's loader of `kind: demo` (plan/kinds/demo.py)."""
     settings = (options["train_size"], options["test_size"], options["seed"], options["image_size"])
     return Loaded(list(CLASSES), make_dataset(*settings), source_hash(*settings))
+
+
+def standalone_dir(train_size: int = 500, test_size: int = 200) -> str:
+    """A small demo dataset in a new temporary folder, written as the data step writes it: the
+    data a step notebook uses when it is opened on its own, with no data_dir given. (Not through
+    prepare.py, which reaches every dataset kind's code: a step that only needs this would be
+    rerun by edits to any of them.)"""
+    options = {**KIND.defaults, "train_size": train_size, "test_size": test_size}
+    data_dir = tempfile.mkdtemp(prefix="labbook-data-")
+    arrays.write_loaded(data_dir, KIND.default_name, KIND.name, options, load(options))
+    return data_dir

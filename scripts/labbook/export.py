@@ -27,14 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import models
-from .plan import datasets, files
+from .plan import files
+from .plan.kinds import imagefolder as imagefolder_kind
 
 FORMAT = "labbook-portable-model/1"
 PROGRAM = files.RUN["program"]  # model.pt2
 INFO = files.RUN["program_info"]  # model.json
 # How new images are resized when the dataset had no resize option (demo, CIFAR-10: images
 # already S×S): the imagefolder data step's default.
-DEFAULT_RESIZE = datasets.KINDS["imagefolder"].defaults["resize"]
+DEFAULT_RESIZE = imagefolder_kind.KIND.defaults["resize"]
 
 
 class Preprocessed(nn.Module):

@@ -210,9 +210,9 @@ def standalone_demo(count=12) -> tuple[list[dict], list[str]]:
 
     from PIL import Image
 
-    from . import arrays, prepare, train
+    from . import arrays, demo, train
 
-    data_dir = prepare.standalone_demo_dir()
+    data_dir = demo.standalone_dir()
     run_dir = tempfile.mkdtemp(prefix="labbook-run-")
     train.train(train.TrainOptions(epochs=1, device="cpu"), data_dir, run_dir, log=lambda _: None)
     images_dir = Path(tempfile.mkdtemp(prefix="labbook-images-"))

@@ -3,7 +3,7 @@ workflow knows of it while it builds the job graph: its options and their defaul
 counts and stored size, the fingerprint of its source files, its classes where known, what
 preparing it costs, and the step function that loads it (named, not imported: it needs numpy).
 
-Adding a kind is its module in kinds/, listed in kinds/__init__.py, its block in
+Adding a kind is its module in kinds/, listed in KINDS below, its block in
 schemas/config.schema.yaml and an example config under configs/.
 """
 
@@ -12,12 +12,14 @@ import importlib
 import json
 
 from . import sources
-from .kinds import KINDS
+from .kinds import cifar10, demo, imagefolder
 from .kinds.kind import Kind, Loaded
+
+KINDS = {kind.name: kind for kind in (demo.KIND, cifar10.KIND, imagefolder.KIND)}
 
 
 def register(kind: Kind) -> Kind:
-    """Add a kind (a test's toy kind; the project's own are listed in kinds/__init__.py)."""
+    """Add a kind (a test's toy kind; the project's own are listed in KINDS)."""
     KINDS[kind.name] = kind
     return kind
 
