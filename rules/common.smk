@@ -4,7 +4,6 @@
 # params, not config), so changing a value reruns exactly the steps that use it. A params
 # function takes `wildcards` only: Snakemake does not record one that takes input, output,
 # threads or resources ("derived"), so a change there would rerun nothing.
-import json
 import os
 import re
 import sys
@@ -19,7 +18,7 @@ LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the plan from the checkout (an installed copy may be older).
 sys.path.insert(0, str(LIBRARY.parent))
 from labbook.plan.config import config_dir, load
-from labbook.plan import code, datasets, files, images, options
+from labbook.plan import code, datasets, files, images, options, params
 
 
 def check_model(options, stored_size, where):
@@ -67,8 +66,10 @@ def logs(step, name="{run}/seed{seed}"):
     return {"notebook": f"{folder}.ipynb", "stdout": f"{folder}.log"}
 
 
-def as_json(value):
-    return json.dumps(value, sort_keys=True)
+def params_file(values):
+    """A step's parameters as the path of a file holding them, named by their hash (see
+    labbook/plan/params.py: a command line has no room for a big experiment's)."""
+    return params.write(values)
 
 
 # Runs one notebook: parameters checked against the notebook's `parameters` cell, executed
@@ -119,7 +120,7 @@ def each_job(pattern):
 
 # ------------------------------------------------------------ train (rules/train.smk)
 def train_params(wildcards):
-    return as_json(
+    return params_file(
         {
             "data_dir": DATA_DIR,
             "out_dir": RUN_DIR.format(**wildcards),
@@ -147,7 +148,7 @@ def analysis_figure(name, path):
 
 
 def analysis_params(wildcards):
-    return as_json(
+    return params_file(
         {
             "data_dir": DATA_DIR,
             "run_dir": RUN_DIR.format(**wildcards),
@@ -206,7 +207,7 @@ def predict_params(wildcards):
     given = chosen.pop("images")
     # A named sweep: the best of its runs.
     chosen["run"] = chosen["run"] if chosen["run"] in RUNS else "best"
-    return as_json(
+    return params_file(
         {
             "images": [given] if isinstance(given, str) else given,
             "candidates": PLAN.predict_candidates(RUN_DIR),

@@ -23,7 +23,7 @@ rule prepare_data:
         runtime=limit("prepare_data", "runtime"),
         mem_mb=limit("prepare_data", "mem_mb"),
     params:
-        notebook=as_json({"dataset": PLAN.dataset, "out_dir": DATA_DIR}),
+        notebook=params_file({"dataset": PLAN.dataset, "out_dir": DATA_DIR}),
         code=code_hash("prepare_data.ipynb"),
         # The source files' content: new, removed or edited images rerun data prep and what
         # follows; MD5s are remembered by size and mtime, so touching a file reruns nothing.

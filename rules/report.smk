@@ -28,7 +28,7 @@ rule report:
         runtime=limit("report", "runtime"),
         mem_mb=limit("report", "mem_mb"),
     params:
-        notebook=as_json(
+        notebook=params_file(
             {
                 "experiment": PLAN.experiment,
                 "title": PLAN.config["title"],
@@ -65,7 +65,7 @@ rule index:
         runtime=limit("index", "runtime"),
         mem_mb=limit("index", "mem_mb"),
     params:
-        notebook=as_json({"entries": book_entries(), "out": INDEX}),
+        notebook=params_file({"entries": book_entries(), "out": INDEX}),
         code=code_hash("index.ipynb"),
     shell:
         notebook_command()

@@ -7,6 +7,7 @@ import sys
 import nbformat
 import pytest
 from labbook import runner
+from labbook.plan import params as step_params
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 
@@ -48,7 +49,8 @@ def test_parameter_types_follow_the_defaults(tmp_path, params, ok):
 def test_a_failing_step_keeps_its_executed_notebook_and_names_it(tmp_path, capsys):
     notebook = make_notebook(tmp_path / "step.ipynb", new_code_cell("print('before')\n1 / (size - 3)"))
     executed = tmp_path / "logs" / "step.ipynb"
-    assert runner.main([str(notebook), str(executed), "--params", '{"size": 3}']) == 1
+    handed = step_params.write({"size": 3}, tmp_path / "params")
+    assert runner.main([str(notebook), str(executed), "--params", handed]) == 1
     error = capsys.readouterr().err
     assert "ZeroDivisionError" in error and str(executed) in error
     outputs = [o for cell in nbformat.read(executed, 4).cells for o in cell.get("outputs", [])]

@@ -1,6 +1,6 @@
 """Run one step notebook with papermill, the way every rule does.
 
-    python -m labbook.runner NOTEBOOK EXECUTED --params JSON [--threads N] [--html OUT]
+    python -m labbook.runner NOTEBOOK EXECUTED --params FILE [--threads N] [--html OUT]
 
 Papermill only warns about parameters a notebook does not declare, and never checks types, so a
 typo in the workflow would silently run with a default. Here both are errors, raised before any
@@ -20,6 +20,8 @@ import logging
 import os
 import sys
 from pathlib import Path
+
+from .plan.params import read as read_params
 
 KERNEL_START_TIMEOUT_VARIABLE = "LABBOOK_KERNEL_START_TIMEOUT"
 KERNEL_START_TIMEOUT = 300  # seconds
@@ -168,14 +170,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook")
     parser.add_argument("executed")
-    parser.add_argument("--params", default="{}", help="JSON object of notebook parameters")
+    parser.add_argument("--params", help="a JSON file of notebook parameters (labbook.plan.params)")
     parser.add_argument(
         "--threads", type=int, help="passed as the parameter `threads` where the notebook has one"
     )
     parser.add_argument("--html", help="also convert the executed notebook to this HTML file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    params = json.loads(args.params)
+    params = read_params(args.params) if args.params else {}
     if args.threads is not None and "threads" in declared_parameters(args.notebook):
         params["threads"] = args.threads
     try:
