@@ -19,11 +19,16 @@ include: "rules/report.smk"
 include: "rules/predict.smk"
 
 
+# Every file a user relies on is a target, not only the report and the lab book: one that goes
+# missing (deleted, or removed by Snakemake after its job failed) is made again.
 rule all:
     default_target: True
     input:
-        rules.report.output.html,
+        rules.report.output,
         INDEX,
+        rules.prepare_data.output,
+        [each_job(path) for path in rules.train.output],
+        [each_job(path) for path in rules.analyze.output],
 
 
 onsuccess:

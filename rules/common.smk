@@ -17,8 +17,14 @@ WORKFLOW_DIR = Path(workflow.current_basedir).parent.resolve()
 LIBRARY = WORKFLOW_DIR / "scripts" / "labbook"
 # Snakemake's own Python imports the plan from the checkout (an installed copy may be older).
 sys.path.insert(0, str(LIBRARY.parent))
+from labbook import strict_yaml
 from labbook.plan.config import config_dir, load
 from labbook.plan import code, datasets, files, images, options, params
+
+# Snakemake keeps the last of two equal keys in a config file silently: refuse them.
+strict_yaml.refuse_duplicate_keys(
+    workflow.overwrite_configfiles or workflow.configfiles
+)
 
 
 def check_model(options, stored_size, where):

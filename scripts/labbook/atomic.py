@@ -31,7 +31,7 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass
 
 
-def _is_disk_full(error: BaseException) -> bool:
+def is_disk_full(error: BaseException) -> bool:
     """ENOSPC anywhere in the chain: torch.save reports a failed write as its own RuntimeError."""
     while error is not None:
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -57,7 +57,7 @@ def atomic_write(path: Path, write) -> None:
         os.replace(tmp, path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
-        if isinstance(error, Exception) and _is_disk_full(error):
+        if isinstance(error, Exception) and is_disk_full(error):
             raise DiskFullError(
                 errno.ENOSPC, f"no space left on {path.parent} while writing {path.name}"
             ) from error

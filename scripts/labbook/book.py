@@ -109,8 +109,11 @@ def index_html(entries: list) -> str:
 
 
 def write_index(entry_paths, out) -> list:
-    """Write the lab book page from book.json files; returns the entries it lists."""
-    entries = read_entries(entry_paths)
+    """Write the lab book page from book.json files, and every other experiment's beside `out`
+    when the page is built (one whose report was made while this job's graph was built is not
+    among entry_paths); returns the entries it lists."""
+    on_disk = Path(out).parent.glob(f"*/{files.REPORT['book_entry']}")
+    entries = read_entries(sorted({str(Path(path).resolve()) for path in [*entry_paths, *on_disk]}))
     page = index_html(entries).encode()
     atomic_write(out, lambda f: f.write(page))
     return entries

@@ -141,6 +141,8 @@ def write_portable(
     program = torch.export.export(
         module, (example,), dynamic_shapes={"images": {0: torch.export.Dim("batch")}}
     )
+    for node in program.graph.nodes:  # a shared file holds no source path of its author's
+        node.meta.pop("stack_trace", None)
     program_path, info_path = out_dir / PROGRAM, out_dir / INFO
     torch.export.save(program, program_path)
     info_path.write_text(
@@ -155,7 +157,13 @@ def load_portable(model_dir, device="cpu") -> tuple[nn.Module, dict]:
     info = json.loads((model_dir / INFO).read_text(encoding="utf-8"))
     if info.get("format") != FORMAT:
         raise ValueError(f"{model_dir / INFO} is not a {FORMAT} description (format {info.get('format')!r})")
-    program = torch.export.load(model_dir / info["program"])
+    try:
+        program = torch.export.load(model_dir / info["program"])
+    except Exception as error:  # a truncated archive: BadZipFile, RuntimeError, ... naming no file
+        raise ValueError(
+            f"{model_dir / info['program']} is damaged or truncated ({type(error).__name__}: {error}); "
+            "delete it and rerun the run's training"
+        ) from error
     if torch.device(device).type != "cpu":
         program = torch.export.passes.move_to_device_pass(program, device)
     return program.module(), info

@@ -19,7 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from .plan import files
+from . import provenance
+from .plan import files, sources
 
 PAGE_LIMIT = 1000  # images shown on the HTML page; predictions.csv always has every one
 
@@ -73,13 +74,15 @@ def predict(model_dir, paths, batch_size=256, device="auto", threads=1, top_k=5)
     device = train.choose_device(device)
     model, info = export.load_portable(model_dir, device)
     images, results = imagefolder.decode_all(list(paths), info["image_size"], info["resize"], threads)
-    files, skipped = [], []
+    readable, skipped = [], []
     for path, (_, reason) in zip(paths, results, strict=True):
+        # shown and stored: a name that is not UTF-8 as \xNN, the home folder as ~
+        name = provenance.scrub(sources.printable(path))
         if reason is None:
-            files.append(str(path))
+            readable.append(name)
         else:
-            skipped.append({"path": str(path), "reason": reason})
-    if not files:
+            skipped.append({"path": name, "reason": reason})
+    if not readable:
         listing = "\n".join(f"  {s['path']}: {s['reason']}" for s in skipped[:20])
         raise ValueError(f"predict: none of the {len(skipped)} file(s) could be read:\n{listing}")
     probabilities = []
@@ -95,7 +98,7 @@ def predict(model_dir, paths, batch_size=256, device="auto", threads=1, top_k=5)
     k = min(top_k, classes)
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return {
-        "files": files,
+        "files": readable,
         "images": images,
         "probabilities": probabilities,
         "top": top,

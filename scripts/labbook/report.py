@@ -302,8 +302,8 @@ def runs_provenance_table(records: list) -> str:
     """Per training job: seed, device, the hash of the values it was given."""
     rows = []
     for r in records:
-        train = r.get("provenance", {})
-        options_hash = provenance.config_hash(train["options"]) if "options" in train else None
+        given = r.get("provenance", {}).get("config", {})  # what the train step was given
+        options_hash = provenance.config_hash(given["options"]) if "options" in given else None
         rows.append(
             [
                 md(r["name"]),

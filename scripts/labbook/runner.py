@@ -15,12 +15,14 @@ like the thread count, it is not a step parameter.
 
 import argparse
 import ast
+import errno
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
+from .atomic import DiskFullError, atomic_write, is_disk_full
 from .plan.params import read as read_params
 
 KERNEL_START_TIMEOUT_VARIABLE = "LABBOOK_KERNEL_START_TIMEOUT"
@@ -85,20 +87,32 @@ def check_parameters(notebook, params: dict) -> None:
 
 
 def execute(notebook, executed, params: dict) -> None:
-    """Check, then execute; raises RuntimeError naming the executed notebook on failure."""
+    """Check, then execute; raises RuntimeError naming the executed notebook on failure, and
+    DiskFullError naming the folder when its disk is full. Papermill writes the notebook as it
+    runs into a file beside `executed`, which becomes `executed` when it stops: a valid
+    notebook, also after a failure, and never a half-written one."""
     check_parameters(notebook, params)
     start_timeout = kernel_start_timeout()
-    Path(executed).parent.mkdir(parents=True, exist_ok=True)
+    executed = Path(executed)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    running = executed.with_name(f".{executed.stem}.running.ipynb")
     try:
-        _execute(notebook, executed, params, start_timeout)
+        _execute(notebook, executed, params, start_timeout, running)
+    except Exception as error:
+        if is_disk_full(error):
+            raise DiskFullError(
+                errno.ENOSPC, f"no space left on {executed.parent} while running {notebook}"
+            ) from error
+        raise
     finally:
-        if Path(executed).exists():
-            scrub_home(executed)
+        if running.exists():
+            keep_executed(running, executed)
 
 
-def scrub_home(executed) -> None:
-    """The executed notebook with the home directory written as ~ (parameters, code, output),
-    as in provenance: paths under it would name the user. Images are left as they are."""
+def keep_executed(running: Path, executed: Path) -> None:
+    """The notebook papermill wrote, with the home directory written as ~ (parameters, code,
+    output; images left as they are), as in provenance: paths under it would name the user.
+    One cut short (its disk filled up) is replaced by a notebook saying so."""
     from .provenance import scrub
 
     def walk(value):
@@ -108,18 +122,26 @@ def scrub_home(executed) -> None:
             return [walk(item) for item in value]
         return scrub(value)
 
-    path = Path(executed)
-    notebook = walk(json.loads(path.read_text(encoding="utf-8")))
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False), encoding="utf-8")
+    try:
+        notebook = walk(json.loads(running.read_text(encoding="utf-8")))
+    except ValueError:
+        running.unlink()  # frees the space a full disk needs for the note below
+        note = f"The step stopped while this notebook was being written ({executed.parent} was full)."
+        notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": note}],
+                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
+    text = json.dumps(notebook, indent=1, ensure_ascii=False).encode()
+    atomic_write(executed, lambda f: f.write(text))
+    running.unlink(missing_ok=True)
 
 
-def _execute(notebook, executed, params: dict, start_timeout: int) -> None:
+def _execute(notebook, executed, params: dict, start_timeout: int, running: Path) -> None:
+    """Papermill writes into `running`; messages name `executed`, where it will be kept."""
     import papermill
 
     try:
         papermill.execute_notebook(
             str(notebook),
-            str(executed),
+            str(running),
             parameters=params,
             kernel_name="python3",
             log_output=True,
@@ -149,8 +171,9 @@ def _execute(notebook, executed, params: dict, start_timeout: int) -> None:
         raise
 
 
-def to_html(executed, html) -> None:
-    """One self-contained page: code hidden, images already inline as base64, no CDN scripts."""
+def to_html(executed, html, title=None) -> None:
+    """One self-contained page: code hidden, images already inline as base64, no CDN scripts;
+    its <title> is `title` (escaped by the template), else the notebook's name."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -161,7 +184,10 @@ def to_html(executed, html) -> None:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(str(executed), as_version=4))
+    notebook = nbformat.read(str(executed), as_version=4)
+    if title:
+        notebook.metadata["title"] = str(title)
+    body, _ = exporter.from_notebook_node(notebook)
     Path(html).parent.mkdir(parents=True, exist_ok=True)
     Path(html).write_text(body, encoding="utf-8")
 
@@ -186,7 +212,7 @@ def main(argv=None) -> int:
         print(f"labbook: {error}", file=sys.stderr)
         return 1
     if args.html:
-        to_html(args.executed, args.html)
+        to_html(args.executed, args.html, title=params.get("title"))
     return 0
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -482,6 +483,8 @@ def train(
 
     # The epochs: train, evaluate and log, checkpoint.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    if not resumed_after:  # a fresh training: no event files of an earlier one under this name
+        shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
     writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
     gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
     while state.epoch < opts.epochs:

@@ -1,8 +1,19 @@
 """What the schema cannot see, checked before any job runs: a ValueError naming the key."""
 
+import math
 import os
+import re
 
 from . import datasets
+from .options import looks_like_path
+
+# A run is a folder (runs/<run>/) and a log file name: path-safe and well below the 255 bytes a
+# file name may have; a config's run names are held to 64 characters by the schema, a sweep's
+# expanded names to this.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Snakemake takes a wildcard value ending in one substring repeated 20 times for a cyclic
+# dependency (PeriodicWildcardError): refuse such a name before it says so, or worse.
+PERIODIC = re.compile(r"(.+)\1{19,}$")
 
 # Share of this machine's memory the decoded images may take: data prep holds them twice
 # (decoded chunks, then one array) and training once more.
@@ -21,6 +32,7 @@ def check_config(config: dict, memory: int | None = None, image_count: int | Non
     arrays would not fit in memory. image_count: the dataset's images (train and test), when the
     caller has counted them already (datasets.size, which this uses otherwise)."""
     spec = config["dataset"]
+    datasets.kind_of(spec).check(datasets.options(spec))
     classes = datasets.known_classes(spec)
     if classes is not None and classes < 2:
         raise ValueError(
@@ -45,3 +57,42 @@ def check_config(config: dict, memory: int | None = None, image_count: int | Non
             f"as uint8 arrays, more than {MEMORY_SHARE:.0%} of this machine's {memory / 2**30:.0f} GiB; "
             "choose a smaller image_size"
         )
+
+
+def check_finite(values, key: str = "") -> None:
+    """NaN or infinity anywhere a config takes a number (YAML's .nan, .inf) is an error naming
+    the key: no learning rate, target or size means anything as either."""
+    if isinstance(values, dict):
+        for name, value in values.items():
+            check_finite(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(values, list):
+        for index, value in enumerate(values):
+            check_finite(value, f"{key}[{index}]")
+    elif isinstance(values, float) and not math.isfinite(values):
+        raise ValueError(f"{key}: {values} is not a finite number")
+
+
+def check_run_names(names) -> None:
+    for name in names:
+        if not RUN_NAME.match(name):
+            raise ValueError(
+                f"runs.{name[:80]}: a run name (a sweep's included) is a folder name: letters, digits, "
+                f"'_', '.', '-', at most 128 characters (this one has {len(name)})"
+            )
+        if PERIODIC.search(name):
+            raise ValueError(
+                f"runs.{name}: ends in one part repeated 20 times or more, which Snakemake takes for "
+                "a cyclic dependency (PeriodicWildcardError); rename the run"
+            )
+
+
+def check_run_options(run: str, options) -> None:
+    """What a run's training options cannot do here, known before any job: fp16 needs CUDA, a
+    weights file must be there. options: its TrainOptions."""
+    if options.precision == "fp16" and options.device in ("cpu", "mps"):
+        raise ValueError(
+            f"runs.{run}.precision: fp16 needs a CUDA device, and device is {options.device}; "
+            "use bf16 or fp32"
+        )
+    if looks_like_path(options.weights) and not os.path.isfile(options.weights):
+        raise ValueError(f"runs.{run}.weights: {options.weights} is not a file")

@@ -108,8 +108,10 @@ def load(config: dict, validate=no_schema, config_dir=".", check_model=None) -> 
     checked like a run of its own, the dataset's options, what the schema cannot see (class
     count, top_k, memory), every run's training options and, with check_model (the step's
     models.check_options, which needs torch), its model. Errors name the failing key."""
+    checks.check_finite(config)
     validate(config)
     expanded, sweeps = runs.expand_runs(config["runs"])
+    checks.check_run_names(expanded)
     # a swept key that is no training option, or a value of the wrong type, stops here naming it
     validate({**config, "runs": expanded})
     datasets.options(config["dataset"])  # unknown or missing dataset options

@@ -45,6 +45,15 @@ def fingerprint(options: dict, digests) -> str:
     return combine_digests(found)
 
 
+def check(options: dict) -> None:
+    folder = Path(options["root"]) / FOLDER
+    if not options["download"] and not folder.is_dir():
+        raise ValueError(
+            f"dataset.root: {folder} does not exist and download is false; "
+            "put CIFAR-10's python version there or set download: true"
+        )
+
+
 KIND = Kind(
     name="cifar10",
     defaults={"root": "data/cifar10", "download": True, "verify": True},
@@ -56,4 +65,5 @@ KIND = Kind(
     # reading local files fails the same way again: only a download is retried
     retries=lambda o: DOWNLOAD_RETRIES if o["download"] else None,
     default_name="cifar10",
+    check=check,
 )

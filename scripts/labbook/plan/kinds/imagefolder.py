@@ -42,6 +42,13 @@ def prepare_minutes(options: dict, size: tuple, threads: int) -> float:
     return (train + test) / (DECODE_IMAGES_PER_S * max(threads, 1)) / 60
 
 
+def check(options: dict) -> None:
+    if not Path(options["root"]).is_dir():
+        raise ValueError(
+            f"dataset.root: {options['root']} is not a folder (train/<class>/ images expected there)"
+        )
+
+
 KIND = Kind(
     name="imagefolder",
     defaults={
@@ -58,4 +65,5 @@ KIND = Kind(
     classes=classes,
     prepare_minutes=prepare_minutes,
     default_name="imagefolder",
+    check=check,
 )

@@ -25,6 +25,8 @@ class Kind:
     retries: Callable[[dict], int | None] = lambda options: None
     # the default dataset name when a spec has none
     default_name: str = ""
+    # options → None, or a ValueError naming the key of what is missing before any job runs
+    check: Callable[[dict], None] = lambda options: None
 
 
 @dataclass
