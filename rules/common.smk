@@ -109,12 +109,12 @@ def code_hash(notebook, *shell_modules):
 
 
 # What each job asks a cluster for (labbook/plan/limits.py): `runtime` in minutes and `mem_mb`
-# in MB, times the attempt, so a job killed at its limit asks for more when Snakemake retries it.
-# Resources, not params: they change where and how long a job runs, not its results.
+# in MB, times the attempt. Resources, not params: they change where and how long a job runs,
+# not its results.
 def limit(step, name):
     def resource(wildcards, threads, attempt):
         run = wildcards.run if step == "train" else None
-        return attempt * PLAN.limits(step, threads, run)[name]
+        return PLAN.limits(step, threads, run, attempt)[name]
 
     return resource
 
