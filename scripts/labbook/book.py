@@ -14,9 +14,12 @@ from .plan import files
 
 def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) -> dict:
     """What the lab book shows of one experiment (book.json beside its report). records: the
-    report's loaded runs (labbook.report.load_runs)."""
+    report's loaded runs (labbook.report.load_runs). Counted as the report counts them: a run
+    with a diverged seed is among the runs and diverged_runs, never the best run, and its
+    hypothesis is checked and not supported."""
     best = report.best_run(records)
     held = report.hypotheses_held(records)
+    grouped = report.by_run(records)
     return {
         "experiment": experiment,
         "title": title,
@@ -24,10 +27,11 @@ def entry(experiment: str, title: str, dataset: dict, records: list, git: dict) 
         "git_commit": (git or {}).get("commit"),
         "git_dirty": (git or {}).get("dirty"),
         "dataset": f"{dataset['name']} ({dataset['kind']})",
-        "runs": len(report.by_run(records)),
+        "runs": len(grouped),
         "jobs": len(records),
+        "diverged_runs": [name for name, group in grouped.items() if any(map(report.diverged, group))],
         "best_run": best,
-        "best_accuracy": report.mean_accuracy(report.by_run(records)[best]) if best else None,
+        "best_accuracy": report.mean_accuracy(grouped[best]) if best else None,
         "hypotheses_supported": sum(held),
         "hypotheses_checked": len(held),
         "report": files.REPORT["html"],
@@ -97,7 +101,7 @@ def index_html(entries: list) -> str:
             html.escape(str(e.get("date", "—")).replace("T", " ").replace("+00:00", "")),
             commit_text,
             html.escape(str(e.get("dataset", "—"))),
-            f"{e.get('runs', '—')} runs, {e.get('jobs', '—')} jobs",
+            f"{e.get('runs', '—')} runs, {e.get('jobs', '—')} jobs" + diverged_runs(e),
             html.escape(str(e.get("best_run") or "—")),
             f"{accuracy:.1%}" if accuracy is not None else "—",
             held,
@@ -106,6 +110,12 @@ def index_html(entries: list) -> str:
     count = len(entries)
     summary = f"{count} experiment{'s' if count != 1 else ''} in this folder, newest first."
     return PAGE.format(summary=summary, rows="\n".join(rows))
+
+
+def diverged_runs(entry: dict) -> str:
+    """ ", N diverged" for an experiment whose runs include diverged ones (none: "")."""
+    count = len(entry.get("diverged_runs") or [])
+    return f", {count} diverged" if count else ""
 
 
 def write_index(entry_paths, out) -> list:

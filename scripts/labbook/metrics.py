@@ -106,12 +106,15 @@ def evaluate(
     calibration_bins: int = 15,
     mistakes: int = 16,
 ) -> dict:
-    """Every number the analysis step reports, JSON-ready (evaluation.json)."""
+    """Every number the analysis step reports, JSON-ready (evaluation.json). Logits that are not
+    all finite (a diverged run's) get diverged_evaluation's record instead."""
     num_classes = len(classes)
     if num_classes < 2:
         raise ValueError(f"{num_classes} class(es): accuracy of a classifier needs at least two")
     if top_k > num_classes:
         raise ValueError(f"analysis top_k {top_k} is more than the {num_classes} classes")
+    if not np.isfinite(logits).all():
+        return diverged_evaluation(logits, labels, classes, top_k)
     probabilities = softmax(logits.astype(np.float64))
     predicted = probabilities.argmax(1)
     matrix = confusion_matrix(labels, predicted, num_classes)
@@ -144,6 +147,43 @@ def evaluate(
         "calibration": reliability,
         "confident_mistakes": confident_mistakes(probabilities, labels, mistakes),
         "test_images": int(len(labels)),
+        "diverged": False,
+    }
+
+
+def diverged_evaluation(logits: np.ndarray, labels: np.ndarray, classes, top_k: int) -> dict:
+    """evaluation.json of logits with NaN or inf in them, as a diverged network gives: evaluate's
+    keys, every metric None (accuracy, F1, AUC, calibration, the confusion matrix: a network
+    that outputs NaN has no predictions to score, and a score of the rows that happen to be
+    finite would read as the run's), and what can still be said: how many test images got finite
+    logits (finite_predictions), and the accuracy over those alone (accuracy_where_finite, None
+    when there are none), recorded for the record but not reported as the run's accuracy."""
+    finite = np.isfinite(logits).all(1)
+    where_finite = accuracy(logits[finite], labels[finite]) if finite.any() else None
+    return {
+        "accuracy": None,
+        "top_k": top_k,
+        f"top{top_k}_accuracy": None,
+        **dict.fromkeys(["macro_precision", "macro_recall", "macro_f1", "macro_auc", "ece"]),
+        "per_class": {
+            c: {
+                "precision": None,
+                "recall": None,
+                "f1": None,
+                "support": int(np.sum(labels == i)),
+                "auc": None,
+            }
+            for i, c in enumerate(classes)
+        },
+        "confusion_matrix": None,
+        "confusion_matrix_normalized": None,
+        "roc": None,
+        "calibration": None,
+        "confident_mistakes": [],
+        "test_images": int(len(labels)),
+        "diverged": True,
+        "finite_predictions": int(finite.sum()),
+        "accuracy_where_finite": where_finite,
     }
 
 

@@ -1,6 +1,7 @@
 """Figures for the step notebooks and the report. Static PNGs: they render offline anywhere."""
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 # Titles, labels and legends show class and run names, which come from the dataset and the
@@ -9,6 +10,8 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+DIVERGED_COLOUR = "#c62828"  # the report's "not supported" red
 
 
 def sample_grid(images, labels, classes, per_class: int = 8, seed: int = 0):
@@ -151,12 +154,16 @@ def mistakes_grid(images, mistakes: list, classes, columns: int = 8):
 
 
 def accuracy_by_run(summary: dict):
-    """summary: {run: [test accuracy of each seed]}; bar = mean, dots = seeds."""
+    """summary: {run: [test accuracy of each seed]}; bar = mean, dots = seeds. A run with no
+    accuracy (every seed diverged: an empty list) gets no bar, the word "diverged" instead."""
     names = list(summary)
-    means = [np.mean(summary[name]) for name in names]
+    means = [np.mean(summary[name]) if summary[name] else 0.0 for name in names]
     fig, ax = plt.subplots(figsize=(max(4, len(names) * 1.1), 3))
     ax.bar(range(len(names)), means, color="#4c72b0", width=0.6)
     for i, name in enumerate(names):
+        if not summary[name]:
+            ax.text(i, 0.02, "diverged", ha="center", fontsize=8, color=DIVERGED_COLOUR)
+            continue
         ax.plot([i] * len(summary[name]), summary[name], "o", color="black", ms=4)
         ax.text(i, means[i] + 0.02, f"{means[i]:.1%}", ha="center", fontsize=8)
     ax.set_xticks(range(len(names)), names)
@@ -165,38 +172,74 @@ def accuracy_by_run(summary: dict):
     return fig
 
 
-def sweep(points: list, title: str = ""):
+def sweep(points: list, title: str = "", diverged=()):
     """points: [({option: value}, mean test accuracy)] of one sweep over one or two options.
-    One option: accuracy against its values; two: a heat map of the grid."""
-    keys = list(points[0][0])
-    values = [sorted({p[0][key] for p in points}, key=_order) for key in keys]
+    One option: accuracy against its values; two: a heat map of the grid. diverged: the
+    combinations ({option: value}) whose runs diverged, which have no accuracy: a red × at the
+    bottom of the curve, the word "diverged" in the heat map's cell."""
+    combinations = [p[0] for p in points] + list(diverged)
+    keys = list(combinations[0])
+    values = [sorted({c[key] for c in combinations}, key=_order) for key in keys]
     if len(keys) == 1:
         fig, ax = plt.subplots(figsize=(5, 3))
-        xs, ys = zip(
-            *sorted(((p[0][keys[0]], p[1]) for p in points), key=lambda xy: _order(xy[0])), strict=True
-        )
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in xs):
+        ordered = sorted(((p[0][keys[0]], p[1]) for p in points), key=lambda xy: _order(xy[0]))
+        xs, ys = zip(*ordered, strict=True) if ordered else ((), ())
+        lost = [c[keys[0]] for c in diverged]
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in values[0]):
             ax.plot(xs, ys, "o-", color="#4c72b0")
-            if max(xs) / min(xs) >= 10:
+            if max(values[0]) / min(values[0]) >= 10:
                 ax.set_xscale("log")
-        else:
-            ax.plot(range(len(xs)), ys, "o-", color="#4c72b0")
-            ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+                _plain_log_ticks(ax.xaxis, max(values[0]) / min(values[0]))
+        else:  # categories: each value at its place in the sorted values
+            xs, lost = [values[0].index(x) for x in xs], [values[0].index(x) for x in lost]
+            ax.plot(xs, ys, "o-", color="#4c72b0")
+            ax.set_xticks(range(len(values[0])), [str(x) for x in values[0]])
+        if lost:
+            ax.plot(lost, [0] * len(lost), "x", color=DIVERGED_COLOUR, ms=9, mew=2, label="diverged")
+            ax.legend(fontsize=7)
         ax.set(xlabel=keys[0], ylabel="test accuracy", title=title)
     else:
         grid = np.full([len(v) for v in values], np.nan)
         for combination, accuracy in points:
             grid[values[0].index(combination[keys[0]]), values[1].index(combination[keys[1]])] = accuracy
         fig, ax = plt.subplots(figsize=(1.2 * len(values[1]) + 2.5, 0.6 * len(values[0]) + 1.8))
-        ax.imshow(grid, cmap="viridis", vmin=np.nanmin(grid), vmax=np.nanmax(grid), aspect="auto")
+        known = grid[~np.isnan(grid)]
+        low, high = (known.min(), known.max()) if known.size else (0, 1)
+        ax.imshow(grid, cmap="viridis", vmin=low, vmax=high, aspect="auto")
         for (i, j), accuracy in np.ndenumerate(grid):
             if not np.isnan(accuracy):
                 ax.text(j, i, f"{accuracy:.1%}", ha="center", va="center", color="white", fontsize=9)
+        for combination in diverged:
+            i, j = values[0].index(combination[keys[0]]), values[1].index(combination[keys[1]])
+            ax.text(j, i, "diverged", ha="center", va="center", color=DIVERGED_COLOUR, fontsize=9)
         ax.set_yticks(range(len(values[0])), [str(v) for v in values[0]])
         ax.set_xticks(range(len(values[1])), [str(v) for v in values[1]])
         ax.set(ylabel=keys[0], xlabel=keys[1], title=title)
     fig.tight_layout()
     return fig
+
+
+def notice(text: str):
+    """A plain figure that only says text: what stands where a figure cannot be drawn (e.g.
+    "run diverged: no ROC curves"), so that every figure file a step declares exists."""
+    fig, ax = plt.subplots(figsize=(5, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color=DIVERGED_COLOUR)
+    return fig
+
+
+def _plain_log_ticks(axis, span: float) -> None:
+    """Log-scale ticks labelled as plain numbers (0.01, 1e+06): the scale's own labels are
+    mathtext, which shows as raw `$\\mathdefault{10^{-2}}$` with text.parse_math off. At most
+    seven decades are labelled; under two decades of span, also 2× and 5× of each."""
+    plain = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}")
+    axis.set_major_locator(matplotlib.ticker.LogLocator(numticks=7))
+    axis.set_major_formatter(plain)
+    if span < 100:
+        axis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2, 5)))
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _order(value):

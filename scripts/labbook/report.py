@@ -93,18 +93,84 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- diverged runs
+# A job diverged when its training loss became non-finite (metrics.json's "diverged", written by
+# the train step) or its test logits are (evaluation.json's, by the analysis): it has no test
+# accuracy. A run with a diverged seed is a diverged run: it is marked so wherever it is listed,
+# its hypothesis is not supported, and it is left out of the best-run choice and the headline;
+# mean ± sd over its seeds is over the seeds that did not diverge, saying how many did.
+DIVERGED = "*diverged*"
+LOSS_WORDS = {"nan": "not a number", "inf": "infinite", "-inf": "minus infinite"}
+
+
+def diverged(record: dict) -> bool:
+    """Whether a job diverged, by its train step's record or its analysis's (older files and
+    hand-made records may lack either)."""
+    return bool(record.get("metrics", {}).get("diverged") or record.get("evaluation", {}).get("diverged"))
+
+
+def healthy(group: list) -> list:
+    """The records of a run's seeds that did not diverge."""
+    return [r for r in group if not diverged(r)]
+
+
+def divergence(record: dict) -> str:
+    """Where and how a diverged job diverged, in words."""
+    where = record.get("metrics", {}).get("diverged")
+    if where:
+        loss = LOSS_WORDS.get(str(where.get("loss")), "not finite")
+        text = f"diverged in epoch {where['epoch']} at step {where['step']} (train loss {loss})"
+    else:
+        text = "diverged (its test logits are not finite)"
+    evaluation = record.get("evaluation", {})
+    if evaluation.get("diverged") and "finite_predictions" in evaluation:
+        lost = evaluation["test_images"] - evaluation["finite_predictions"]
+        text += f"; {lost} of {evaluation['test_images']} test predictions are not finite"
+    return text
+
+
+def divergence_notes(records: list) -> str:
+    """A Markdown list of every diverged job and where it diverged ("" when none did)."""
+    lines = [f"- **{md(r['name'])}**, seed {r['seed']}: {divergence(r)}." for r in records if diverged(r)]
+    if not lines:
+        return ""
+    return (
+        "**Diverged**: training stopped where the loss stopped being finite; these jobs have no test "
+        "accuracy and are left out of the best-run choice and of the means over seeds.\n\n" + "\n".join(lines)
+    )
+
+
+def seeds_cell(values: list, percent: bool = False) -> str:
+    """mean ± sd of a run's values over its seeds, None standing for a diverged seed: left out of
+    the mean, and said so; *diverged* when every seed did."""
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return DIVERGED
+    text = mean_sd(kept, percent)
+    lost = len(values) - len(kept)
+    return text + (f" ({lost} of {len(values)} seeds diverged)" if lost else "")
+
+
+def over_seeds(kept: list, key: str, default=None, percent: bool = False) -> str:
+    """mean ± sd of an evaluation number over the records kept (the seeds that did not
+    diverge); "—" when there are none."""
+    return mean_sd([r["evaluation"].get(key, default) for r in kept], percent) if kept else "—"
+
+
 def mean_accuracy(group: list) -> float:
     return float(np.mean([r["evaluation"]["accuracy"] for r in group]))
 
 
 def best_run(records: list):
-    """The run with the highest mean test accuracy over its seeds (None without runs)."""
-    grouped = by_run(records)
+    """The run with the highest mean test accuracy over its seeds, of the runs none of whose seeds
+    diverged (None without such runs)."""
+    grouped = {name: group for name, group in by_run(records).items() if len(healthy(group)) == len(group)}
     return max(grouped, key=lambda name: mean_accuracy(grouped[name])) if grouped else None
 
 
 def results_table(records: list) -> str:
-    """One row per run, metrics as mean ± sd over seeds; the best mean accuracy marked."""
+    """One row per run, metrics as mean ± sd over seeds; the best mean accuracy marked, a
+    diverged run marked *diverged* (its diverged seeds left out of the means, see seeds_cell)."""
     grouped = by_run(records)
     best = best_run(records)
     rows = []
@@ -112,15 +178,19 @@ def results_table(records: list) -> str:
         metrics = group[0]["metrics"]
         top_k = group[0]["evaluation"].get("top_k", 3)
         label = f"**{md(name)}** ★ best" if name == best and len(grouped) > 1 else md(name)
+        label += f" {DIVERGED}" if any(map(diverged, group)) else ""
+        kept = healthy(group)
         rows.append(
             [
                 label,
                 metrics["model"],
                 len(group),
-                mean_sd([r["evaluation"]["accuracy"] for r in group], percent=True),
-                mean_sd([r["evaluation"].get(f"top{top_k}_accuracy", np.nan) for r in group], percent=True),
-                mean_sd([r["evaluation"]["macro_f1"] for r in group]),
-                mean_sd([r["evaluation"].get("ece", np.nan) for r in group]),
+                seeds_cell(
+                    [None if diverged(r) else r["evaluation"]["accuracy"] for r in group], percent=True
+                ),
+                over_seeds(kept, f"top{top_k}_accuracy", np.nan, percent=True),
+                over_seeds(kept, "macro_f1"),
+                over_seeds(kept, "ece", np.nan),
                 f"{metrics['parameters']['total']:,} ({metrics['parameters']['trainable']:,} trained)",
                 len(metrics["history"]),
                 f"{np.mean([r['metrics']['train_seconds'] for r in group]):.1f}",
@@ -168,52 +238,66 @@ def model_table(records: list) -> str:
 
 def sweeps(records: list) -> dict:
     """{sweep's run name: [({option: value}, [test accuracy of each seed], expanded run name)]}
-    for the runs that came from a `sweep:`, in config order."""
+    for the runs that came from a `sweep:`, in config order; a diverged seed's accuracy is None."""
     found = {}
     for name, group in by_run(records).items():
         sweep = group[0].get("sweep")
         if sweep:
-            accuracies = [r["evaluation"]["accuracy"] for r in group]
+            accuracies = [None if diverged(r) else r["evaluation"]["accuracy"] for r in group]
             found.setdefault(sweep["run"], []).append((sweep["values"], accuracies, name))
     return found
 
 
 def sweep_table(points: list) -> str:
-    """One row per combination: the swept values, test accuracy (mean ± sd), the run's name."""
+    """One row per combination: the swept values, test accuracy (mean ± sd; *diverged*), the run's name."""
     keys = list(points[0][0])
     rows = [
-        [*(md(values[k]) for k in keys), mean_sd(acc, percent=True), len(acc), md(name)]
+        [*(md(values[k]) for k in keys), seeds_cell(acc, percent=True), len(acc), md(name)]
         for values, acc, name in points
     ]
     return markdown_table([*keys, "test accuracy", "seeds", "run"], rows)
 
 
 def per_class_f1_table(records: list) -> str:
-    """F1 of every class (rows) for every run (columns), mean over seeds: where runs differ."""
+    """F1 of every class (rows) for every run (columns), mean over seeds: where runs differ. A
+    diverged run's column is marked *diverged*, its F1 the mean over the seeds that did not
+    diverge ("—" when all did)."""
     grouped = by_run(records)
     if not grouped:
         return ""
     classes = list(records[0]["evaluation"]["per_class"])
-    rows = [
-        [md(name)]
-        + [f"{np.mean([r['evaluation']['per_class'][name]['f1'] for r in g]):.3f}" for g in grouped.values()]
-        for name in classes
-    ]
-    return markdown_table(["class F1", *map(md, grouped)], rows)
+
+    def f1(group, name):
+        kept = healthy(group)
+        return f"{np.mean([r['evaluation']['per_class'][name]['f1'] for r in kept]):.3f}" if kept else "—"
+
+    rows = [[md(name)] + [f1(g, name) for g in grouped.values()] for name in classes]
+    header = [md(name) + (f" {DIVERGED}" if any(map(diverged, g)) else "") for name, g in grouped.items()]
+    return markdown_table(["class F1", *header], rows)
 
 
 # Coloured words, not emoji: headless and minimal systems often lack an emoji font.
 SUPPORTED = '<b style="color:#1a7f37">supported</b>'
 NOT_SUPPORTED = '<b style="color:#c62828">not supported</b>'
+NOT_SUPPORTED_DIVERGED = '<b style="color:#c62828">not supported (diverged)</b>'
+DIVERGED_WORD = '<b style="color:#c62828">diverged</b>'
 
 
 def verdict(group: list) -> str:
-    """One line: the run's hypothesis, and whether its mean test accuracy reached its target."""
+    """One line: the run's hypothesis, and whether its mean test accuracy reached its target. A
+    run with a diverged seed does not support it: "not supported (diverged)"."""
     name = group[0]["name"]
-    accuracy = mean_accuracy(group)
     target = group[0].get("target_accuracy")
     seeds = f"{len(group)} seed{'s' if len(group) > 1 else ''}"
-    if target is None:
+    lost, kept = [r for r in group if diverged(r)], healthy(group)
+    accuracy = mean_accuracy(kept) if kept else None
+    if lost:
+        detail = "; ".join(f"seed {r['seed']} {divergence(r)}" for r in lost)
+        if kept:
+            detail += f"; the other seeds' mean test accuracy {accuracy:.1%}"
+        word = DIVERGED_WORD if target is None else NOT_SUPPORTED_DIVERGED
+        outcome = f"{word}: {detail} ({seeds})" + ("; no target set" if target is None else "")
+    elif target is None:
         outcome = f"no target set; mean test accuracy {accuracy:.1%} ({seeds})"
     elif accuracy >= target:
         outcome = f"{SUPPORTED}: mean test accuracy {accuracy:.1%} ≥ target {target:.0%} ({seeds})"
@@ -228,21 +312,28 @@ def verdicts(records: list) -> list:
 
 
 def hypotheses_held(records: list) -> list:
-    """Whether each run with a target reached it (mean test accuracy over seeds ≥ target)."""
+    """Whether each run with a target reached it (mean test accuracy over seeds ≥ target; a run
+    with a diverged seed did not)."""
     groups = by_run(records).values()
     return [
-        mean_accuracy(g) >= g[0]["target_accuracy"] for g in groups if g[0].get("target_accuracy") is not None
+        len(healthy(g)) == len(g) and mean_accuracy(g) >= g[0]["target_accuracy"]
+        for g in groups
+        if g[0].get("target_accuracy") is not None
     ]
 
 
 def headline(records: list) -> str:
     """The one sentence a reader sees first: the best run, its accuracy, how many runs met
-    their targets."""
+    their targets, how many diverged (left out)."""
     if not records:
         return "No runs were given."
     grouped = by_run(records)
     best = best_run(records)
     checked = hypotheses_held(records)
+    lost = [name for name, group in grouped.items() if any(map(diverged, group))]
+    runs = f"{len(grouped)} run{'s' if len(grouped) > 1 else ''}"
+    if best is None:
+        return f"**No best run**: all {runs} diverged, so none has a test accuracy."
     text = (
         f"**Best run: {md(best)}** with test accuracy "
         f"{mean_sd([r['evaluation']['accuracy'] for r in grouped[best]], percent=True)}"
@@ -251,6 +342,9 @@ def headline(records: list) -> str:
     )
     if checked:
         text += f" {sum(checked)} of {len(checked)} run hypotheses supported by their target accuracy."
+    if lost:
+        names = ", ".join(md(name) for name in lost)
+        text += f" {len(lost)} of {runs} diverged ({names}): left out of the comparison."
     return text
 
 

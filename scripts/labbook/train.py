@@ -213,7 +213,8 @@ class TrainState:
     device: torch.device  # not saved: where the model is, whose CUDA random state is kept
     history: list = dataclasses.field(default_factory=list)  # one record per epoch
     step_losses: list = dataclasses.field(default_factory=list)  # [step, loss] every log_every steps
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # epochs completed (a diverged run's last one only in part)
+    diverged: dict | None = None  # {"epoch", "step", "loss"} where the train loss became non-finite
 
     @classmethod
     def start(cls, model, opts: TrainOptions, steps_per_epoch: int, gen, device) -> "TrainState":
@@ -239,6 +240,7 @@ class TrainState:
                 "rng": _rng_state(self.generator, self.device),
                 "history": self.history,
                 "step_losses": self.step_losses,
+                "diverged": self.diverged,
             },
         )
 
@@ -254,7 +256,7 @@ class TrainState:
         self.scaler.load_state_dict(checkpoint["scaler"])
         _set_rng_state(checkpoint["rng"], self.generator, self.device)
         self.history, self.step_losses = checkpoint["history"], checkpoint["step_losses"]
-        self.epoch = checkpoint["epoch"]
+        self.epoch, self.diverged = checkpoint["epoch"], checkpoint.get("diverged")
         log(f"resuming from {path} after epoch {self.epoch}")
         return True
 
@@ -262,7 +264,8 @@ class TrainState:
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(model, data: DeviceData, opts: TrainOptions, batch_size: int = 500):
-    """Mean loss, accuracy and all logits (float32, on the CPU) over a split."""
+    """Mean loss, accuracy and all logits (float32, on the CPU) over a split. An image whose logits
+    are not all finite (a diverged network's) has no prediction: it counts as wrong."""
     model.eval()
     logits = []
     for start in range(0, len(data), batch_size):
@@ -272,7 +275,8 @@ def evaluate(model, data: DeviceData, opts: TrainOptions, batch_size: int = 500)
             logits.append(model(_layout(x, opts)).float())
     logits = torch.cat(logits)
     loss = F.cross_entropy(logits, data.labels).item()
-    accuracy = (logits.argmax(1) == data.labels).float().mean().item()
+    correct = (logits.argmax(1) == data.labels) & torch.isfinite(logits).all(1)
+    accuracy = correct.float().mean().item()
     return loss, accuracy, logits.cpu()
 
 
@@ -332,7 +336,11 @@ def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, s
 def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn, writer, grid=False):
     """One pass over the training split, logging the loss and rate every log_every steps (to
     state.step_losses and TensorBoard) and, with grid, the first augmented batch's images.
-    Returns the epoch's mean train loss and accuracy, its seconds and images per second."""
+    Returns the epoch's mean train loss and accuracy, its seconds and images per second.
+
+    A step whose loss is not finite (NaN or inf) ends the pass there, with state.diverged saying
+    where: every later step would only carry NaN weights on. Checking costs one transfer of the
+    loss a step, where each batch's augmentation draws already cross to the device."""
     from tqdm import tqdm
 
     model, optimizer = state.model, state.optimizer
@@ -341,6 +349,7 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
     device = data.labels.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0  # images trained on: all of the split, unless the run diverged
     steps = math.ceil(len(data) / opts.batch_size)
     batches = tqdm(
         data.epoch(opts.batch_size, opts, state.generator),
@@ -358,6 +367,10 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
         loss, out = train_step(model, x, y, opts, loss_fn, optimizer, state.scheduler, state.scaler)
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
+        seen += len(y)
+        if not torch.isfinite(loss).item():
+            state.diverged = {"epoch": state.epoch + 1, "step": step + 1, "loss": str(loss.item())}
+            break
         if (step + 1) % opts.log_every == 0:
             value = loss.item()
             state.step_losses.append([step + 1, value])
@@ -367,16 +380,16 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     return {
-        "train_loss": loss_sum.item() / len(data),
-        "train_acc": correct.item() / len(data),
+        "train_loss": loss_sum.item() / seen,
+        "train_acc": correct.item() / seen,
         "train_seconds": seconds,
-        "images_per_s": len(data) / seconds,
+        "images_per_s": seen / seconds,
     }
 
 
 def record_epoch(state: TrainState, trained: dict, test_data, opts, writer, gpu, log=print) -> dict:
     """Evaluate after epoch state.epoch (trained: train_epoch's numbers); its record into
-    state.history, TensorBoard and the log."""
+    state.history, TensorBoard and the log, with a warning in both when the epoch diverged."""
     test_loss, test_acc, _ = evaluate(state.model, test_data, opts)
     record = {
         "epoch": state.epoch,
@@ -398,6 +411,16 @@ def record_epoch(state: TrainState, trained: dict, test_data, opts, writer, gpu,
         f"acc {record['train_acc']:.4f}  test loss {test_loss:.4f}  acc {test_acc:.4f}  "
         f"{record['images_per_s']:.0f} img/s"
     )
+    if state.diverged:
+        where = f"epoch {state.diverged['epoch']}, step {state.diverged['step']}"
+        warning = (
+            f"training diverged in {where}: the train loss is {state.diverged['loss']}; training stopped "
+            "there, and the outputs hold the network as that step left it"
+        )
+        writer.add_text("diverged", warning, state.diverged["step"])
+        writer.add_scalar("train/diverged_at_step", state.diverged["step"], state.diverged["step"])
+        writer.flush()
+        log(f"WARNING: {warning}")
     return record
 
 
@@ -444,6 +467,7 @@ def run_summary(state: TrainState, device, train_images: int, test_images: int, 
         "test_acc": test_acc,
         "train_seconds": sum(r["train_seconds"] for r in history),
         "images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else 0.0,
+        "diverged": state.diverged,  # None, or where the train loss became non-finite
     }
 
 
@@ -452,7 +476,9 @@ def train(
 ) -> dict:
     """Train one model; write model.pt, model.pt2 + model.json, predictions.npz, metrics.json and
     tensorboard/ to out_dir (plan/files.py). Resumes from checkpoint_path (default: out_dir's
-    checkpoint.pt) when it holds a checkpoint of the same options, seed, data and code."""
+    checkpoint.pt) when it holds a checkpoint of the same options, seed, data and code. A run whose
+    train loss becomes non-finite stops in that step and still writes every output, metrics.json
+    saying where it diverged (train_epoch)."""
     from torch.utils.tensorboard import SummaryWriter
 
     # Setup: the output folder, threads, determinism, the device and the precision on it.
@@ -487,7 +513,7 @@ def train(
         shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
     writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
     gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
-    while state.epoch < opts.epochs:
+    while state.epoch < opts.epochs and not state.diverged:  # a diverged run stops where it did
         gpu.start()
         trained = train_epoch(state, train_data, opts, loss_fn, writer, grid=state.epoch == resumed_after)
         state.epoch += 1
