@@ -4,16 +4,29 @@ class plus noise; the analysis is the real analyze notebook."""
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
+from builders import REPO, scripts_on_pythonpath
 from labbook import arrays, metrics, provenance, runner
 from labbook.plan.record import JobRecord
 
-REPO = Path(__file__).resolve().parents[1]
-# A value no report or provenance record may ever contain (see test_report.py).
+# A value no report or provenance record may ever contain (see steps/test_report_notebook.py).
 SECRET_NAME, SECRET_VALUE = "LABBOOK_TEST_API_TOKEN", "tok-3c1b9f27e5d84a06"
 
+# The report's sections, in order.
+SECTIONS = [
+    "Objective",
+    "Environment",
+    "Data",
+    "Model",
+    "Training",
+    "Results",
+    "Analysis",
+    "Conclusions",
+    "Appendix",
+]
 # Two runs: "baseline" over two seeds (aggregated as mean ± sd), "noisy" worse on purpose.
 RUNS = {
     "baseline": {"seeds": [0, 1], "noise": 1.0, "target_accuracy": 0.1, "hypothesis": "Beats chance."},
@@ -38,9 +51,7 @@ def build(data_dir: Path, root: Path) -> Path:
     """Fabricated train outputs → analyze notebook per run → report notebook → report.html."""
     os.environ[SECRET_NAME] = SECRET_VALUE  # the kernels inherit it: nothing may record it
     # the notebooks' kernels find the library the way the rules make them: on PYTHONPATH
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO / "scripts"), os.environ.get("PYTHONPATH")])
-    )
+    os.environ["PYTHONPATH"] = scripts_on_pythonpath()
     classes = arrays.read_manifest(data_dir)["classes"]
     _, test_labels = arrays.load_split(data_dir, "test")
     signal = 3.0 * np.eye(len(classes))[test_labels]  # the true class stands out, by this much
@@ -79,3 +90,16 @@ def build(data_dir: Path, root: Path) -> Path:
     runner.execute(REPO / "notebooks" / "report.ipynb", executed, params)
     runner.to_html(executed, html)
     return html
+
+
+def assert_no_secrets(text: str, where: str):
+    """Neither SECRET_VALUE, nor the home directory, nor a credential-like variable's value is in text."""
+    home = os.path.expanduser("~")
+    assert SECRET_VALUE not in text, f"{where} holds an environment variable's value"
+    assert not re.search(re.escape(home) + r"(/|\b)", text) or home == "/", (
+        f"{where} holds the home directory"
+    )
+    for name, value in os.environ.items():
+        # values of variables that look like credentials must never show up
+        if re.search(r"TOKEN|SECRET|PASSWORD|API_KEY|ACCESS_KEY", name) and len(value) >= 8:
+            assert value not in text, f"{where} holds the value of ${name}"

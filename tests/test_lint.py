@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, venv_environment
+from builders import REPO, venv_environment
 
 BIN = Path(sys.executable).parent
 
