@@ -111,7 +111,7 @@ def to_8bit(image: Image.Image) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with transparent pixels shown on white (not on whatever colour they happen to store).
-    Handles every mode Pillow has (tests/test_faults.py checks each)."""
+    Handles every mode Pillow has (tests/hostile/test_bit_depths.py checks each)."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         image = to_8bit(image)
     if image.mode == "La":  # premultiplied grey + alpha: Pillow converts it to nothing else

@@ -31,7 +31,7 @@ from .kinds.imagefolder import DECODE_IMAGES_PER_S
 
 # Per model: forward GFLOPs of one 32×32 image in the layers whose cost grows with the image's
 # area (convolutions), in those that do not (classifier after adaptive pooling), and millions of
-# parameters (10 classes). Counted from models.py; tests/test_limits.py recounts them.
+# parameters (10 classes). Counted from models.py; tests/unit/test_plan_limits.py recounts them.
 MODELS = {
     "simplecnn": {"area_gflops": 0.0032, "fixed_gflops": 0.0, "parameters_m": 0.0054},
     "cifarnet": {"area_gflops": 0.0246, "fixed_gflops": 0.0001, "parameters_m": 0.146},

@@ -18,7 +18,7 @@ FILES = (
     "test_batch",
     "batches.meta",
 )
-# torchvision's CIFAR10.train_list, test_list and meta checksums (tests/test_cifar10.py checks
+# torchvision's CIFAR10.train_list, test_list and meta checksums (tests/unit/test_cifar10.py checks
 # they still agree). Tests that fabricate a folder put their own checksums here.
 MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
