@@ -127,7 +127,7 @@ def keep_executed(running: Path, executed: Path) -> None:
     except ValueError:
         running.unlink()  # frees the space a full disk needs for the note below
         note = f"The step stopped while this notebook was being written ({executed.parent} was full)."
-        notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": note}],
+        notebook = {"cells": [{"cell_type": "markdown", "id": "disk-full", "metadata": {}, "source": note}],
                     "metadata": {}, "nbformat": 4, "nbformat_minor": 5}  # fmt: skip
     text = json.dumps(notebook, indent=1, ensure_ascii=False).encode()
     atomic_write(executed, lambda f: f.write(text))

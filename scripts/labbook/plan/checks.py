@@ -8,9 +8,11 @@ from . import datasets
 from .options import looks_like_path
 
 # A run is a folder (runs/<run>/) and a log file name: path-safe and well below the 255 bytes a
-# file name may have; a config's run names are held to 64 characters by the schema, a sweep's
-# expanded names to this.
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# file name may have. A config's run names are held to 64 characters, like experiment names; a
+# sweep's expanded names (<run>-<option><value>…) to 128.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CONFIG_RUN_NAME_LENGTH = 64
+RUN_NAME_LENGTH = 128
 # Snakemake takes a wildcard value ending in one substring repeated 20 times for a cyclic
 # dependency (PeriodicWildcardError): refuse such a name before it says so, or worse.
 PERIODIC = re.compile(r"(.+)\1{19,}$")
@@ -72,12 +74,12 @@ def check_finite(values, key: str = "") -> None:
         raise ValueError(f"{key}: {values} is not a finite number")
 
 
-def check_run_names(names) -> None:
+def check_run_names(names, longest: int = RUN_NAME_LENGTH) -> None:
     for name in names:
-        if not RUN_NAME.match(name):
+        if not RUN_NAME.match(name) or len(name) > longest:
             raise ValueError(
-                f"runs.{name[:80]}: a run name (a sweep's included) is a folder name: letters, digits, "
-                f"'_', '.', '-', at most 128 characters (this one has {len(name)})"
+                f"runs.{name[:80]}: a run name is a folder name: letters, digits, '_', '.', '-', "
+                f"at most {longest} characters (this one has {len(name)})"
             )
         if PERIODIC.search(name):
             raise ValueError(

@@ -113,6 +113,7 @@ def load(config: dict, validate=no_schema, config_dir=".", check_model=None) -> 
     checks.check_finite(config)
     validate(config)
     expanded, sweeps = runs.expand_runs(config["runs"])
+    checks.check_run_names(config["runs"], checks.CONFIG_RUN_NAME_LENGTH)
     checks.check_run_names(expanded)
     # a swept key that is no training option, or a value of the wrong type, stops here naming it
     validate({**config, "runs": expanded})
@@ -124,6 +125,8 @@ def load(config: dict, validate=no_schema, config_dir=".", check_model=None) -> 
     plan = Plan(config, str(config_dir), expanded, sweeps, size, analysis)
     TrainOptions.from_dict(config.get("train", {}), where="train.")
     trained = {run: TrainOptions.from_dict(plan.train_options(run), where=f"runs.{run}.") for run in expanded}
+    for run, options in trained.items():
+        checks.check_run_options(run, options)
     if check_model is not None:
         check_models(trained, size[2], MODEL_CHECKS, check_model)
     return plan
