@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 import yaml
 from builders import SNAKEMAKE, TINY_CONFIG, copy_workflow, data_dir, snakemake, tiny_config, venv_environment
 
@@ -137,20 +138,25 @@ def test_a_failing_step_keeps_its_notebook_and_loses_nothing(workflow):
     config_text = (workdir / "config.yaml").read_text()
     before = {job: (workdir / path).stat().st_mtime_ns for job, path in JOB_OUTPUTS.items()}
 
-    def missing_weights(config):
-        config["runs"]["vgg16"]["weights"] = "/nowhere/vgg16.pt"
+    # a weights file that is there (the plan checks that before any job) but holds no state_dict:
+    # only the train step finds out
+    torch.save(torch.zeros(1), workdir / "not-a-state-dict.pt")
 
-    edit_config(workdir, missing_weights)
+    def wrong_weights(config):
+        config["runs"]["vgg16"]["weights"] = "not-a-state-dict.pt"
+
+    edit_config(workdir, wrong_weights)
     try:
         result = snakemake(workdir, check=False)
     finally:
         (workdir / "config.yaml").write_text(config_text)
+        (workdir / "not-a-state-dict.pt").unlink()
     assert result.returncode != 0
     log = (workdir / EXPERIMENT / "logs/train/vgg16/seed0.log").read_text()
-    assert "/nowhere/vgg16.pt" in log and f"{EXPERIMENT}/logs/train/vgg16/seed0.ipynb" in log
+    assert "not-a-state-dict.pt holds a Tensor" in log and f"{EXPERIMENT}/logs/train/vgg16/seed0.ipynb" in log
     executed = nbformat.read(workdir / EXPERIMENT / "logs/train/vgg16/seed0.ipynb", 4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors and errors[0]["ename"] == "FileNotFoundError"
+    assert errors and errors[0]["ename"] == "ValueError"
     for job in ("prepare_data", "train cifarnet", "analyze cifarnet"):
         assert (workdir / JOB_OUTPUTS[job]).stat().st_mtime_ns == before[job], f"{job} untouched"
 
