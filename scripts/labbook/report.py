@@ -140,6 +140,11 @@ def divergence_notes(records: list) -> str:
     )
 
 
+def seed_accuracies(group: list) -> list:
+    """Each seed's test accuracy, None for a seed that diverged (see seeds_cell)."""
+    return [None if diverged(r) else r["evaluation"]["accuracy"] for r in group]
+
+
 def seeds_cell(values: list, percent: bool = False) -> str:
     """mean ± sd of a run's values over its seeds, None standing for a diverged seed: left out of
     the mean, and said so; *diverged* when every seed did."""
@@ -185,9 +190,7 @@ def results_table(records: list) -> str:
                 label,
                 metrics["model"],
                 len(group),
-                seeds_cell(
-                    [None if diverged(r) else r["evaluation"]["accuracy"] for r in group], percent=True
-                ),
+                seeds_cell(seed_accuracies(group), percent=True),
                 over_seeds(kept, f"top{top_k}_accuracy", np.nan, percent=True),
                 over_seeds(kept, "macro_f1"),
                 over_seeds(kept, "ece", np.nan),
@@ -243,8 +246,7 @@ def sweeps(records: list) -> dict:
     for name, group in by_run(records).items():
         sweep = group[0].get("sweep")
         if sweep:
-            accuracies = [None if diverged(r) else r["evaluation"]["accuracy"] for r in group]
-            found.setdefault(sweep["run"], []).append((sweep["values"], accuracies, name))
+            found.setdefault(sweep["run"], []).append((sweep["values"], seed_accuracies(group), name))
     return found
 
 

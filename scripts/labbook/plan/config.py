@@ -2,7 +2,7 @@
 calls while it builds the job graph."""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import checks, datasets, limits, runs
@@ -20,7 +20,11 @@ class Plan:
     runs: dict  # {run: its config entry}, sweeps expanded
     sweeps: dict  # {expanded run: {"run": the config's run, "values": {option: value}}}
     dataset_size: tuple  # (training images, test images, stored side)
-    analysis: dict = field(default_factory=dict)  # AnalysisOptions, every key
+
+    @property
+    def analysis(self) -> dict:
+        """The analysis options, every key (load fills AnalysisOptions' defaults in)."""
+        return self.config["analysis"]
 
     @property
     def experiment(self) -> str:
@@ -122,7 +126,7 @@ def load(config: dict, validate=no_schema, config_dir=".", check_model=None) -> 
     config = {**config, "analysis": analysis}
     size = datasets.size(config["dataset"])
     checks.check_config(config, image_count=size[0] + size[1])
-    plan = Plan(config, str(config_dir), expanded, sweeps, size, analysis)
+    plan = Plan(config, str(config_dir), expanded, sweeps, size)
     TrainOptions.from_dict(config.get("train", {}), where="train.")
     trained = {run: TrainOptions.from_dict(plan.train_options(run), where=f"runs.{run}.") for run in expanded}
     for run, options in trained.items():
