@@ -11,6 +11,11 @@ The kernel gets LABBOOK_KERNEL_START_TIMEOUT seconds to start (default 300) inst
 papermill's 60: on a busy compute node, a cold network filesystem or a conda env used for the
 first time, Python and ipykernel can take minutes to import. Changing it changes no result, so,
 like the thread count, it is not a step parameter.
+
+The kernel talks to papermill over Unix sockets in a private temporary folder, not TCP: over
+TCP, jupyter_client picks free ports and the kernel binds them a moment later, so kernels
+started side by side (parallel jobs, other users on the node) sometimes took the same port and
+died with "Address already in use" before running a cell.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .atomic import DiskFullError, atomic_write, is_disk_full
@@ -139,18 +145,20 @@ def _execute(notebook, executed, params: dict, start_timeout: int, running: Path
     import papermill
 
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(running),
-            parameters=params,
-            kernel_name="python3",
-            log_output=True,
-            progress_bar=False,
-            start_timeout=start_timeout,
-            # Output written to the kernel's own stderr (tqdm progress bars) goes to the step's
-            # log file only, not into the notebook.
-            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
-        )
+        with tempfile.TemporaryDirectory(prefix="labbook-kernel-") as sockets:
+            papermill.execute_notebook(
+                str(notebook),
+                str(running),
+                parameters=params,
+                kernel_name="python3",
+                log_output=True,
+                progress_bar=False,
+                start_timeout=start_timeout,
+                kernel_manager_class=socket_kernel_manager(Path(sockets) / "kernel"),
+                # Output written to the kernel's own stderr (tqdm progress bars) goes to the
+                # step's log file only, not into the notebook.
+                extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+            )
     except papermill.PapermillExecutionError as error:
         raise RuntimeError(
             f"step notebook {notebook} failed: {error.ename}: {error.evalue}\n"
@@ -169,6 +177,17 @@ def _execute(notebook, executed, params: dict, start_timeout: int, running: Path
                 f"as it ran is kept at {executed}"
             ) from None
         raise
+
+
+def socket_kernel_manager(prefix: Path):
+    """A kernel manager whose kernel listens on Unix sockets named `prefix`-N (module doc)."""
+    from jupyter_client import AsyncKernelManager
+
+    class SocketKernelManager(AsyncKernelManager):
+        def __init__(self, **traits):
+            super().__init__(transport="ipc", ip=str(prefix), **traits)
+
+    return SocketKernelManager
 
 
 def to_html(executed, html, title=None) -> None:
