@@ -9,11 +9,12 @@ pytest.register_assert_rewrite("builders", "report_demo")
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
-    """A small demo cache (1000 train, 200 test images), built once per test session."""
+    """A small demo cache (1000 train, 200 validation, 200 test images), built once per test session."""
     from labbook import prepare
 
     out = tmp_path_factory.mktemp("demo-data")
-    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 1000, "test_size": 200}, out)
+    spec = {"name": "shapes", "kind": "demo", "train_size": 1200, "val_size": 200, "test_size": 200}
+    prepare.prepare(spec, out)
     return out
 
 

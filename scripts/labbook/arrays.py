@@ -12,6 +12,7 @@ import numpy as np
 from . import provenance
 from .atomic import atomic_write
 from .plan import files
+from .splits import split_off, stratified_holdout
 
 MANIFEST = files.DATA["manifest"]
 
@@ -94,10 +95,26 @@ def write_dataset(data_dir, manifest: dict, splits) -> Path:
 
 def write_loaded(data_dir, name: str, kind: str, options: dict, loaded) -> dict:
     """Write what a dataset kind's loader returned (plan.kinds.kind.Loaded) as the data step
-    does; returns the manifest, which records the kind and its options as the source."""
-    source = {"kind": kind, **options, **loaded.source}
-    manifest = build_manifest(name, loaded.classes, loaded.splits, loaded.source_hash, loaded.skipped, source)
-    write_dataset(Path(data_dir), manifest, loaded.splits)
+    does; returns the manifest, which records the kind and its options as the source. A source
+    without a validation split gets one: options["val_size"] of the training images, the same
+    share of every class, chosen by options["seed"] (splits.py)."""
+    splits, val_source = dict(loaded.splits), loaded.source.get("val_split", "the source's own")
+    if "val" not in splits:
+        if "val_size" not in options:
+            raise ValueError(
+                f"dataset kind {kind}: its loader gave no val split and it has no val_size option"
+            )
+        images, labels = splits["train"]
+        try:
+            held = stratified_holdout(labels, options["val_size"], options["seed"], "val", loaded.classes)
+        except ValueError as error:
+            raise ValueError(f"dataset.val_size: {error}") from None
+        splits["train"], splits["val"] = split_off(images, labels, held)
+        val_source = f"val_size {options['val_size']} of the training images, seed {options['seed']}"
+    splits = {split: splits[split] for split in ("train", "val", "test")}
+    source = {"kind": kind, **options, **loaded.source, "val_split": val_source}
+    manifest = build_manifest(name, loaded.classes, splits, loaded.source_hash, loaded.skipped, source)
+    write_dataset(Path(data_dir), manifest, splits)
     return manifest
 
 

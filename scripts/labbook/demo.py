@@ -98,12 +98,12 @@ def load(options: dict, threads: int = 1) -> Loaded:
     return Loaded(list(CLASSES), make_dataset(*settings), source_hash(*settings))
 
 
-def standalone_dir(train_size: int = 500, test_size: int = 200) -> str:
+def standalone_dir(train_size: int = 600, val_size: int = 100, test_size: int = 200) -> str:
     """A small demo dataset in a new temporary folder, written as the data step writes it: the
     data a step notebook uses when it is opened on its own, with no data_dir given. (Not through
     prepare.py, which reaches every dataset kind's code: a step that only needs this would be
     rerun by edits to any of them.)"""
-    options = {**KIND.defaults, "train_size": train_size, "test_size": test_size}
+    options = {**KIND.defaults, "train_size": train_size, "val_size": val_size, "test_size": test_size}
     data_dir = tempfile.mkdtemp(prefix="labbook-data-")
     arrays.write_loaded(data_dir, KIND.default_name, KIND.name, options, load(options))
     return data_dir

@@ -3,6 +3,9 @@
     root/train/<class>/**/*.jpg     training images; class names are the folder names, sorted
     root/test/<class>/...           the test split; else root/val/<class>/...; else a stratified,
                                     seeded `holdout` fraction of train/ becomes the test split
+    root/val/<class>/...            beside test/: the validation split (without test/ it is the
+                                    test split, above; the validation split is then `val_size`
+                                    of train/, arrays.write_loaded)
 
 Every image (any size; any mode: RGB, L, P, RGBA, CMYK, 16-bit, float, ...; any format Pillow reads) becomes RGB of
 image_size × image_size, either squeezed to that size (`fixed`) or scaled so its shorter side fits
@@ -20,7 +23,16 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .plan.kinds.kind import Loaded
-from .plan.sources import EVAL_FOLDERS, IMAGE_EXTENSIONS, combine_digests, eval_folder, list_images, printable
+from .plan.sources import (
+    EVAL_FOLDERS,
+    IMAGE_EXTENSIONS,
+    combine_digests,
+    eval_folder,
+    list_images,
+    printable,
+    val_folder,
+)
+from .splits import stratified_holdout
 
 RESIZE_MODES = ("shorter_center_crop", "fixed")
 CHUNK = 256  # files per task handed to a worker process: big enough to amortize the hand-over
@@ -42,7 +54,8 @@ def _check_classes(split_dir: Path, images: dict) -> None:
 
 
 def plan_splits(root, holdout: float, seed: int):
-    """(classes, [(path, label)] for train, the same for test, where the test split comes from)."""
+    """(classes, [(path, label)] for train, the same for test, where the test split comes from,
+    [(path, label)] for val or None when val_size of train/ will be)."""
     root = Path(root)
     if not root.is_dir():
         raise LayoutError(f"dataset root {root} does not exist")
@@ -57,36 +70,40 @@ def plan_splits(root, holdout: float, seed: int):
             f"{train_dir} has one class folder ({printable(classes[0])}): a classifier needs at "
             "least two classes, and one class would score 100% accuracy"
         )
+    val_dir = val_folder(root)
+    val = _labelled(classes, _folder_split(val_dir, train_dir, classes)) if val_dir else None
     test_dir = eval_folder(root)
     if test_dir is not None:
-        test = list_images(test_dir)
-        _check_classes(test_dir, test)
-        for name in classes:
-            if name not in test:
-                raise LayoutError(
-                    f"class {printable(name)!r} has no folder {printable(test_dir / name)} in the test split"
-                )
-        extra = sorted(printable(name) for name in set(test) - set(train))
-        if extra:
-            raise LayoutError(f"{test_dir} has class folder(s) {extra} that {train_dir} lacks")
-        return classes, _labelled(classes, train), _labelled(classes, test), test_dir.name
+        test = _folder_split(test_dir, train_dir, classes)
+        return classes, _labelled(classes, train), _labelled(classes, test), test_dir.name, val
     # No test folder: hold out the same fraction of every class, chosen by the seed.
     if not 0 < holdout < 1:
         raise LayoutError(f"{root} has no test/ or val/ folder and holdout {holdout} is not in (0, 1)")
-    rng = np.random.default_rng(seed)
-    kept, held = {}, {}
+    labelled = _labelled(classes, train)
+    folders = [printable(train_dir / name) for name in classes]
+    try:
+        held = set(stratified_holdout([label for _, label in labelled], holdout, seed, "test", folders))
+    except ValueError as error:
+        raise LayoutError(f"class folder {error}; add images or a test/ folder") from None
+    kept = [item for i, item in enumerate(labelled) if i not in held]
+    test = [item for i, item in enumerate(labelled) if i in held]
+    return classes, kept, test, f"holdout {holdout} of train", val
+
+
+def _folder_split(split_dir: Path, train_dir: Path, classes: list) -> dict:
+    """{class: image paths} of a test or val folder, which must have train/'s classes."""
+    images = list_images(split_dir)
+    _check_classes(split_dir, images)
     for name in classes:
-        paths = train[name]
-        n_held = max(1, round(len(paths) * holdout))
-        if n_held >= len(paths):
+        if name not in images:
             raise LayoutError(
-                f"class folder {printable(train_dir / name)} has {len(paths)} image(s): too few to hold out "
-                f"{holdout:.0%} for the test split; add images or a test/ folder"
+                f"class {printable(name)!r} has no folder {printable(split_dir / name)} in the "
+                f"{split_dir.name} split"
             )
-        order = rng.permutation(len(paths))
-        held[name] = sorted(paths[i] for i in order[:n_held])
-        kept[name] = sorted(paths[i] for i in order[n_held:])
-    return classes, _labelled(classes, kept), _labelled(classes, held), f"holdout {holdout} of train"
+    extra = sorted(printable(name) for name in set(images) - set(classes))
+    if extra:
+        raise LayoutError(f"{split_dir} has class folder(s) {extra} that {train_dir} lacks")
+    return images
 
 
 def _labelled(classes, images: dict) -> list[tuple[Path, int]]:
@@ -189,8 +206,8 @@ def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize {resize!r} unknown; choose one of {RESIZE_MODES}")
     root = Path(root)
-    classes, train, test, test_source = plan_splits(root, holdout, seed)
-    planned = {"train": train, "test": test}
+    classes, train, test, test_source, val = plan_splits(root, holdout, seed)
+    planned = {"train": train, "test": test, **({"val": val} if val else {})}
     everything = [path for split in planned.values() for path, _ in split]
     images, results = decode_all(everything, image_size, resize, threads)
 
@@ -213,7 +230,8 @@ def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
         listing = "\n".join(f"  {s['path']}: {s['reason']}" for s in skipped)
         raise ValueError(f"{len(skipped)} file(s) under {root} could not be read (strict: true):\n{listing}")
     for split, (_, labels) in splits.items():
-        folder = test_source if split == "test" and test_source in EVAL_FOLDERS else "train"
+        folder = {"test": test_source, "val": "val"}.get(split, "train")
+        folder = folder if folder in EVAL_FOLDERS else "train"
         for label, name in enumerate(classes):
             if not np.any(labels == label):
                 raise LayoutError(
@@ -227,4 +245,5 @@ def load_kind(options: dict, threads: int = 1) -> Loaded:
     """The data step's loader of `kind: imagefolder` (plan/kinds/imagefolder.py)."""
     names = ("root", "image_size", "resize", "holdout", "seed", "strict")
     classes, splits, skipped, digests, test_source = load(*(options[k] for k in names), threads)
-    return Loaded(classes, splits, combine_digests(digests), skipped, {"test_split": test_source})
+    source = {"test_split": test_source, **({"val_split": "val"} if "val" in splits else {})}
+    return Loaded(classes, splits, combine_digests(digests), skipped, source)

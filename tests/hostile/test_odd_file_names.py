@@ -23,7 +23,9 @@ def test_names_that_are_not_utf8_are_read_and_shown_printably(tmp_path):
     )
     assert manifest["source_hash"] == fingerprint
     assert manifest["classes"] == ["ants", "bees-\\xe9t\\xe9\\xff"]
-    assert manifest["counts"]["train"] == {"ants": 4, "bees-\\xe9t\\xe9\\xff": 3}  # the odd folder's too
+    # the odd folder's too; one image of each class is the validation split
+    train, val = manifest["counts"]["train"], manifest["counts"]["val"]
+    assert {c: train[c] + val[c] for c in train} == {"ants": 4, "bees-\\xe9t\\xe9\\xff": 3}
     assert [s["path"] for s in manifest["skipped"]] == [str(root / "train/ants/broken-\\xe9t\\xe9\\xff.png")]
     (tmp_path / "out" / "manifest.json").read_bytes().decode("utf-8")  # strict UTF-8, any reader
     renamed = root / "train" / "ants" / f"{odd_name('y')}.png"

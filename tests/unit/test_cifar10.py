@@ -118,10 +118,12 @@ def test_a_failed_download_says_what_to_place_where(tmp_path, monkeypatch):
 
 def test_prepare_and_fingerprint(fabricated, tmp_path):
     root, _ = fabricated
-    spec = {"name": "cifar10", "kind": "cifar10", "root": str(root), "download": False}
+    spec = {"name": "cifar10", "kind": "cifar10", "root": str(root), "download": False, "val_size": 10}
     manifest = prepare.prepare(spec, tmp_path / "out")
     assert manifest["classes"] == NAMES
-    assert sum(manifest["counts"]["train"].values()) == 50
+    # the validation images come from the 50 training images, the official test set stays test
+    assert sum(manifest["counts"]["train"].values()) == 40
+    assert sum(manifest["counts"]["val"].values()) == 10
     assert sum(manifest["counts"]["test"].values()) == 10
     assert manifest["image_shape"] == [32, 32, 3]
     assert manifest["source_hash"] == datasets.fingerprint(spec)

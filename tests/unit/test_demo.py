@@ -22,14 +22,16 @@ def test_demo_splits_differ():
 
 
 def test_demo_manifest_is_unchanged(tmp_path):
-    spec = {"name": "shapes", "kind": "demo", "train_size": 20, "test_size": 10}
+    spec = {"name": "shapes", "kind": "demo", "train_size": 20, "val_size": 5, "test_size": 10}
     manifest = prepare.prepare(spec, tmp_path)
     assert manifest["source_hash"] == demo.source_hash(20, 10, 0, 32)
     assert manifest["source"] == {
         "kind": "demo",
         "train_size": 20,
+        "val_size": 5,
         "test_size": 10,
         "seed": 0,
         "image_size": 32,
+        "val_split": "val_size 5 of the training images, seed 0",
     }
     assert datasets.fingerprint(spec) != datasets.fingerprint({**spec, "seed": 1})

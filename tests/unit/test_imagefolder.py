@@ -74,6 +74,20 @@ def test_test_folder_is_preferred_over_val(tmp_path):
     assert len(splits["test"][1]) == 4
 
 
+def test_train_val_and_test_folders_are_the_three_splits_and_all_count_in_the_fingerprint(tmp_path):
+    root = photos(tmp_path / "data", splits=("train", "val"), per_class=3)
+    photos(root, splits=("test",), per_class=2)
+    spec = {"name": "abc", "kind": "imagefolder", "root": str(root), "image_size": 8}
+    manifest = prepare.prepare(spec, tmp_path / "out")
+    assert manifest["counts"]["val"] == {"ants": 3, "bees": 3}, "val/ is validation, none taken from train/"
+    assert manifest["counts"]["train"] == {"ants": 3, "bees": 3}
+    assert manifest["counts"]["test"] == {"ants": 2, "bees": 2}
+    assert manifest["source"]["val_split"] == "val" and manifest["source"]["test_split"] == "test"
+    before = datasets.fingerprint(spec)
+    write_image(root / "val" / "ants" / "new.png", colour=(1, 2, 3))
+    assert datasets.fingerprint(spec) != before, "an image added to val/ changes the data"
+
+
 def test_defaults_are_32_pixels_a_tenth_held_out_by_seed_0_in_one_process(tmp_path, monkeypatch):
     root = coded_folder(tmp_path / "data")
     monkeypatch.setattr(imagefolder, "ProcessPoolExecutor", None)  # any use of a pool fails
@@ -344,7 +358,13 @@ def test_prepare_writes_the_manifest(tmp_path):
     assert on_disk == manifest
     assert manifest["classes"] == ["ants", "bees"]
     assert manifest["image_shape"] == [24, 24, 3]
-    assert manifest["counts"] == {"train": {"ants": 4, "bees": 4}, "test": {"ants": 4, "bees": 4}}
+    # train/ + val/ (the transfer-learning tutorial's layout): val/ is the test split, and the
+    # validation split is val_size (a tenth, at least one per class) of train/
+    assert manifest["counts"] == {
+        "train": {"ants": 3, "bees": 3},
+        "val": {"ants": 1, "bees": 1},
+        "test": {"ants": 4, "bees": 4},
+    }
     assert manifest["skipped"][0]["path"].endswith("train/bees/broken.png")
     assert manifest["source"]["test_split"] == "val"
     assert manifest["mean"][0] > manifest["mean"][1]  # red ants and blue bees, no green

@@ -16,7 +16,8 @@ PROVENANCE = "provenance.json"  # every step's record of what produced its outpu
 DATA = {
     "manifest": "manifest.json",  # written last: a manifest means the arrays are complete
     "train": "train.npz",
-    "test": "test.npz",
+    "val": "val.npz",  # validation: every choice (best epoch, best run, sweep winner) is made on it
+    "test": "test.npz",  # evaluated once per run, at the end: every claim is made on it
 }
 
 RUN = {

@@ -45,6 +45,13 @@ def eval_folder(root) -> Path | None:
     return None
 
 
+def val_folder(root) -> Path | None:
+    """root/val/ is the validation split beside a root/test/; alone, it is the test split (the
+    transfer-learning tutorial's train/ + val/ layout reports on val/)."""
+    root = Path(root)
+    return root / "val" if (root / "test").is_dir() and (root / "val").is_dir() else None
+
+
 def is_image_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -67,8 +74,8 @@ def list_images(split_dir) -> dict[str, list[Path]]:
 
 
 def imagefolder_files(root) -> list[Path]:
-    """Every image file an ImageFolder dataset reads: train/ and its test or val folder."""
-    folders = [Path(root) / "train", eval_folder(root)]
+    """Every image file an ImageFolder dataset reads: train/, its test folder, its val folder."""
+    folders = [Path(root) / "train", eval_folder(root), val_folder(root)]
     return sorted(p for folder in folders if folder for paths in list_images(folder).values() for p in paths)
 
 

@@ -56,7 +56,7 @@ def check(options: dict) -> None:
 
 KIND = Kind(
     name="cifar10",
-    defaults={"root": "data/cifar10", "download": True, "verify": True},
+    defaults={"root": "data/cifar10", "download": True, "verify": True, "val_size": 5000, "seed": 0},
     size=lambda o: IMAGES,
     fingerprint=fingerprint,
     loader="labbook.cifar10:load_kind",

@@ -7,7 +7,7 @@ CLASSES = ("circle", "ring", "square", "frame", "triangle", "diamond", "plus", "
 
 KIND = Kind(
     name="demo",
-    defaults={"train_size": 4000, "test_size": 1000, "seed": 0, "image_size": 32},
+    defaults={"train_size": 4000, "val_size": 500, "test_size": 1000, "seed": 0, "image_size": 32},
     size=lambda o: (o["train_size"], o["test_size"], o["image_size"]),
     # no source files: its settings are its identity
     fingerprint=lambda o, digests: settings_hash(o),

@@ -56,6 +56,7 @@ KIND = Kind(
         "image_size": 32,
         "resize": "shorter_center_crop",
         "holdout": 0.1,
+        "val_size": 0.1,
         "seed": 0,
         "strict": False,
     },
