@@ -3,6 +3,13 @@
 import numpy as np
 from sklearn import metrics as skm
 
+from . import stats
+
+INTERVAL_METHOD = (
+    f"{stats.CONFIDENCE:.0%} intervals over the test images: exact Clopper–Pearson for accuracy, "
+    f"percentile bootstrap ({stats.RESAMPLES} resamples) for macro F1"
+)
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(1, keepdims=True)
@@ -118,25 +125,29 @@ def evaluate(
     probabilities = softmax(logits.astype(np.float64))
     predicted = probabilities.argmax(1)
     matrix = confusion_matrix(labels, predicted, num_classes)
-    stats = per_class(labels, predicted, num_classes)
+    per_class_stats = per_class(labels, predicted, num_classes)
     roc = roc_one_vs_rest(probabilities, labels)
     aucs = [curve["auc"] for curve in roc if curve["auc"] is not None]
     reliability = calibration(probabilities, labels, calibration_bins)
+    correct = int(np.sum(predicted == labels))
     return {
         "accuracy": accuracy(logits, labels),
+        "accuracy_interval": list(stats.accuracy_interval(correct, len(labels))),
         "top_k": top_k,
         f"top{top_k}_accuracy": topk_accuracy(logits, labels, top_k),
-        "macro_precision": float(stats["precision"].mean()),
-        "macro_recall": float(stats["recall"].mean()),
-        "macro_f1": float(stats["f1"].mean()),
+        "macro_precision": float(per_class_stats["precision"].mean()),
+        "macro_recall": float(per_class_stats["recall"].mean()),
+        "macro_f1": float(per_class_stats["f1"].mean()),
+        "macro_f1_interval": list(stats.macro_f1_interval(labels, predicted, num_classes)),
+        "interval_method": INTERVAL_METHOD,
         "macro_auc": float(np.mean(aucs)) if aucs else None,
         "ece": reliability["ece"],
         "per_class": {
             c: {
-                "precision": float(stats["precision"][i]),
-                "recall": float(stats["recall"][i]),
-                "f1": float(stats["f1"][i]),
-                "support": int(stats["support"][i]),
+                "precision": float(per_class_stats["precision"][i]),
+                "recall": float(per_class_stats["recall"][i]),
+                "f1": float(per_class_stats["f1"][i]),
+                "support": int(per_class_stats["support"][i]),
                 "auc": roc[i]["auc"],
             }
             for i, c in enumerate(classes)
@@ -165,6 +176,7 @@ def diverged_evaluation(logits: np.ndarray, labels: np.ndarray, classes, top_k: 
         "top_k": top_k,
         f"top{top_k}_accuracy": None,
         **dict.fromkeys(["macro_precision", "macro_recall", "macro_f1", "macro_auc", "ece"]),
+        **dict.fromkeys(["accuracy_interval", "macro_f1_interval"]),
         "per_class": {
             c: {
                 "precision": None,

@@ -232,3 +232,20 @@ def test_nearest_centroid_logits_are_minus_squared_distances_to_class_means():
     tests = np.array([0, 11]) * 20 / 255
     np.testing.assert_allclose(logits, -((tests[:, None] - centroids[None, :]) ** 2), rtol=1e-5, atol=1e-6)
     assert logits.shape == (2, 2) and logits.argmax(1).tolist() == [0, 1]
+
+
+def test_the_evaluation_gives_test_accuracy_and_macro_f1_with_their_95_percent_intervals():
+    rng = np.random.default_rng(0)
+    labels = np.arange(400) % 4
+    logits = rng.normal(size=(400, 4))
+    logits[np.arange(400), labels] += 1.5  # about two thirds right
+    evaluation = metrics.evaluate(logits, labels, ["a", "b", "c", "d"])
+    correct = int(np.sum(logits.argmax(1) == labels))
+    from scipy import stats as sps
+
+    exact = sps.binomtest(correct, 400).proportion_ci(0.95, method="exact")
+    assert evaluation["accuracy_interval"] == pytest.approx([exact.low, exact.high])
+    low, high = evaluation["macro_f1_interval"]
+    assert low < evaluation["macro_f1"] < high and high - low < 0.2
+    assert "Clopper–Pearson" in evaluation["interval_method"]
+    json.dumps(evaluation, allow_nan=False)
