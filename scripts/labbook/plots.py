@@ -49,7 +49,8 @@ def class_counts(counts: dict):
 
 
 def training_curves(histories: dict):
-    """histories: {label: metrics history list}; loss and accuracy per epoch, overlaid."""
+    """histories: {label: metrics history list}; train and val loss and accuracy per epoch,
+    overlaid (the val split is evaluated after every epoch; test only once, at the end)."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
     for label, history in histories.items():
         epochs = [h["epoch"] for h in history]
@@ -58,11 +59,11 @@ def training_curves(histories: dict):
             epochs, [h["train_loss"] for h in history], "--", marker=marker, label=f"{label} train"
         )
         style = {"color": line.get_color(), "marker": marker}
-        loss_ax.plot(epochs, [h["test_loss"] for h in history], label=f"{label} test", **style)
+        loss_ax.plot(epochs, [h["val_loss"] for h in history], label=f"{label} val", **style)
         acc_ax.plot(epochs, [h["train_acc"] for h in history], "--", **style)
-        acc_ax.plot(epochs, [h["test_acc"] for h in history], label=label, **style)
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train)")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (dashed: train)", ylim=(0, 1))
+        acc_ax.plot(epochs, [h["val_acc"] for h in history], label=f"{label} val", **style)
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss (solid: val, dashed: train)")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy (solid: val, dashed: train)", ylim=(0, 1))
     loss_ax.legend(fontsize=7)
     acc_ax.legend(fontsize=7)
     fig.tight_layout()

@@ -4,6 +4,10 @@
 optimizer/schedule → resume → epochs → final evaluation and outputs. Everything random draws
 from one seeded generator whose state the checkpoint (TrainState) keeps, so an interrupted run
 resumes to the same numbers as an uninterrupted one.
+
+Three splits, three roles: the network learns on train; every choice (the best epoch with
+`keep: best`, early stopping with `patience`) is made on val, evaluated after each epoch; test is
+evaluated once, at the end, on the weights the run keeps.
 """
 
 import dataclasses
@@ -117,15 +121,18 @@ class DeviceData:
 
 
 def load_splits(data_dir, train_subset: int, inputs: dict, device, gen: torch.Generator) -> tuple:
-    """(train, test) DeviceData of the data step's arrays, normalized and sized as `inputs` say
-    (export.preprocessing); a train subset is the generator's first draw."""
+    """(train, val, test) DeviceData of the data step's arrays, normalized and sized as `inputs`
+    say (export.preprocessing); a train subset is the generator's first draw (val and test are
+    always whole)."""
     train_images, train_labels = arrays.load_split(data_dir, "train")
-    test_images, test_labels = arrays.load_split(data_dir, "test")
     if train_subset and train_subset < len(train_labels):
         keep = torch.randperm(len(train_labels), generator=gen)[:train_subset].sort().values
         train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
     args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
-    return DeviceData(train_images, train_labels, *args), DeviceData(test_images, test_labels, *args)
+    splits = [DeviceData(train_images, train_labels, *args)]
+    for split in ("val", "test"):
+        splits.append(DeviceData(*arrays.load_split(data_dir, split), *args))
+    return tuple(splits)
 
 
 def build_network(opts: TrainOptions, num_classes: int, device: torch.device) -> nn.Module:
@@ -215,6 +222,13 @@ class TrainState:
     step_losses: list = dataclasses.field(default_factory=list)  # [step, loss] every log_every steps
     epoch: int = 0  # epochs completed (a diverged run's last one only in part)
     diverged: dict | None = None  # {"epoch", "step", "loss"} where the train loss became non-finite
+    # The choice on val (track_best): the finite epoch of the highest val accuracy so far (ties: the
+    # earlier), its weights (keep: best only; a CPU copy), the epochs since, and patience's stop.
+    best_epoch: int = 0  # 0: none yet
+    best_val_acc: float | None = None
+    best_weights: dict | None = None
+    since_best: int = 0
+    stopped_early: int | None = None  # the epoch after which patience stopped the run
 
     @classmethod
     def start(cls, model, opts: TrainOptions, steps_per_epoch: int, gen, device) -> "TrainState":
@@ -241,6 +255,11 @@ class TrainState:
                 "history": self.history,
                 "step_losses": self.step_losses,
                 "diverged": self.diverged,
+                "best_epoch": self.best_epoch,
+                "best_val_acc": self.best_val_acc,
+                "best_weights": self.best_weights,
+                "since_best": self.since_best,
+                "stopped_early": self.stopped_early,
             },
         )
 
@@ -257,8 +276,44 @@ class TrainState:
         _set_rng_state(checkpoint["rng"], self.generator, self.device)
         self.history, self.step_losses = checkpoint["history"], checkpoint["step_losses"]
         self.epoch, self.diverged = checkpoint["epoch"], checkpoint.get("diverged")
+        self.best_epoch, self.best_val_acc = checkpoint["best_epoch"], checkpoint["best_val_acc"]
+        self.best_weights, self.since_best = checkpoint["best_weights"], checkpoint["since_best"]
+        self.stopped_early = checkpoint["stopped_early"]
         log(f"resuming from {path} after epoch {self.epoch}")
         return True
+
+    def track_best(self, val_acc: float, opts: TrainOptions, log=print) -> bool:
+        """After epoch self.epoch's evaluation on val: is it a new best (finite, and a higher val
+        accuracy than every earlier epoch's; a tie keeps the earlier)? A new best's weights are
+        copied with keep: best; any other epoch is one more since the best, and `patience` of those
+        in a row stop the run (stopped_early; not at its last epoch, where it ends anyway). A
+        diverged epoch is never a best."""
+        if self.diverged:
+            return False
+        if self.best_val_acc is None or val_acc > self.best_val_acc:
+            self.best_epoch, self.best_val_acc, self.since_best = self.epoch, val_acc, 0
+            if opts.keep == "best":
+                weights = self.model.state_dict()
+                self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in weights.items()}
+            return True
+        self.since_best += 1
+        if opts.patience and self.since_best >= opts.patience and self.epoch < opts.epochs:
+            self.stopped_early = self.epoch
+            epochs = f"{self.since_best} epoch{'s' * (self.since_best > 1)}"
+            log(
+                f"stopping early after epoch {self.epoch}: {epochs} without a new best val accuracy "
+                f"(best {self.best_val_acc:.4f}, epoch {self.best_epoch}; patience {opts.patience})"
+            )
+        return False
+
+    def keep_weights(self, opts: TrainOptions) -> int:
+        """Load the weights the run keeps into the model; their epoch. keep: last keeps the
+        network as training left it (a diverged run's: as its last step left it); keep: best the
+        best epoch's, also when a later epoch diverged (when none was finite: the last)."""
+        if opts.keep == "best" and self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+            return self.best_epoch
+        return self.epoch
 
 
 # ---------------------------------------------------------------- evaluation
@@ -387,35 +442,40 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
     }
 
 
-def record_epoch(state: TrainState, trained: dict, test_data, opts, writer, gpu, log=print) -> dict:
-    """Evaluate after epoch state.epoch (trained: train_epoch's numbers); its record into
+def record_epoch(state: TrainState, trained: dict, val_data, opts, writer, gpu, log=print) -> dict:
+    """Evaluate on val after epoch state.epoch (trained: train_epoch's numbers); its record into
     state.history, TensorBoard and the log, with a warning in both when the epoch diverged."""
-    test_loss, test_acc, _ = evaluate(state.model, test_data, opts)
+    val_loss, val_acc, _ = evaluate(state.model, val_data, opts)
     record = {
         "epoch": state.epoch,
         "train_loss": trained["train_loss"],
         "train_acc": trained["train_acc"],
-        "test_loss": test_loss,
-        "test_acc": test_acc,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
         "lr": state.optimizer.param_groups[0]["lr"],
         "train_seconds": trained["train_seconds"],
         "images_per_s": trained["images_per_s"],
         "gpu": gpu.finish(writer, state.epoch),
     }
     state.history.append(record)
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
         writer.add_scalar(f"epoch/{key}", record[key], state.epoch)
     writer.flush()
     log(
         f"epoch {state.epoch:3d}/{opts.epochs}  train loss {record['train_loss']:.4f}  "
-        f"acc {record['train_acc']:.4f}  test loss {test_loss:.4f}  acc {test_acc:.4f}  "
+        f"acc {record['train_acc']:.4f}  val loss {val_loss:.4f}  acc {val_acc:.4f}  "
         f"{record['images_per_s']:.0f} img/s"
     )
     if state.diverged:
         where = f"epoch {state.diverged['epoch']}, step {state.diverged['step']}"
+        kept = (
+            f"epoch {state.best_epoch}'s network, the best on val (keep: best)"
+            if opts.keep == "best" and state.best_weights is not None
+            else "the network as that step left it"
+        )
         warning = (
             f"training diverged in {where}: the train loss is {state.diverged['loss']}; training stopped "
-            "there, and the outputs hold the network as that step left it"
+            f"there, and the outputs hold {kept}"
         )
         writer.add_text("diverged", warning, state.diverged["step"])
         writer.add_scalar("train/diverged_at_step", state.diverged["step"], state.diverged["step"])
@@ -452,33 +512,50 @@ def run_description(given: TrainOptions, opts: TrainOptions, seed: int, inputs, 
     }
 
 
-def run_summary(state: TrainState, device, train_images: int, test_images: int, test_loss, test_acc) -> dict:
-    """metrics.json's middle: the network, the device, the data, the history and final numbers."""
+def run_summary(state: TrainState, device, splits: dict, final: dict) -> dict:
+    """metrics.json's middle: the network, the device, the data (splits: name → DeviceData), the
+    history and the final numbers (final: the kept weights' val and test loss and accuracy)."""
     history = state.history
     return {
         "parameters": models.count_parameters(state.model),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "train_images": train_images,
-        "test_images": test_images,
+        **{f"{name}_images": len(data) for name, data in splits.items()},
         "history": history,
         "step_losses": state.step_losses,
-        "test_loss": test_loss,
-        "test_acc": test_acc,
+        **final,
         "train_seconds": sum(r["train_seconds"] for r in history),
         "images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else 0.0,
         "diverged": state.diverged,  # None, or where the train loss became non-finite
     }
 
 
+def write_hparams(writer, given: TrainOptions, seed: int, final: dict, step: int) -> None:
+    """The run's options (and seed) with its final val and test accuracy as TensorBoard HParams,
+    in the run's own event file beside its epoch scalars (SummaryWriter.add_hparams would write a
+    sub-run folder of its own). Values that are not scalars (model_args, lists, None) as JSON text."""
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {"seed": seed, **given.to_dict()}
+    values = {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in values.items()}
+    numbers = {"hparam/val_accuracy": final["val_acc"], "hparam/test_accuracy": final["test_acc"]}
+    for summary in hparams(values, numbers):
+        writer.file_writer.add_summary(summary)
+    for tag, value in numbers.items():
+        writer.add_scalar(tag, value, step)
+    writer.flush()
+
+
 def train(
     opts: TrainOptions, data_dir, out_dir, seed: int = 0, threads: int = 0, checkpoint_path=None, log=print
 ) -> dict:
     """Train one model; write model.pt, model.pt2 + model.json, predictions.npz, metrics.json and
-    tensorboard/ to out_dir (plan/files.py). Resumes from checkpoint_path (default: out_dir's
-    checkpoint.pt) when it holds a checkpoint of the same options, seed, data and code. A run whose
-    train loss becomes non-finite stops in that step and still writes every output, metrics.json
-    saying where it diverged (train_epoch)."""
+    tensorboard/ to out_dir (plan/files.py). Each epoch is evaluated on val; the weights kept
+    (`keep`: the last epoch's or the best on val) are evaluated once on test, and those are the
+    outputs. Resumes from checkpoint_path (default: out_dir's checkpoint.pt) when it holds a
+    checkpoint of the same options, seed, data and code. A run whose train loss becomes non-finite
+    stops in that step and still writes every output, metrics.json saying where it diverged
+    (train_epoch)."""
     from torch.utils.tensorboard import SummaryWriter
 
     # Setup: the output folder, threads, determinism, the device and the precision on it.
@@ -495,7 +572,7 @@ def train(
     manifest = arrays.read_manifest(data_dir)
     inputs = export.preprocessing(opts, manifest)
     gen = torch.Generator().manual_seed(seed)
-    train_data, test_data = load_splits(data_dir, opts.train_subset, inputs, device, gen)
+    train_data, val_data, test_data = load_splits(data_dir, opts.train_subset, inputs, device, gen)
 
     # The network, built once.
     torch.manual_seed(seed)
@@ -507,26 +584,48 @@ def train(
     fingerprint = given.fingerprint(seed, manifest["source_hash"])
     resumed_after = state.epoch if state.load(checkpoint_path, fingerprint, log) else 0
 
-    # The epochs: train, evaluate and log, checkpoint.
+    # The epochs: train, evaluate on val and log, the best so far, checkpoint.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
     if not resumed_after:  # a fresh training: no event files of an earlier one under this name
         shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
     writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
     gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
-    while state.epoch < opts.epochs and not state.diverged:  # a diverged run stops where it did
+    # A diverged run stops where it did, a patient one where patience ran out.
+    while state.epoch < opts.epochs and not state.diverged and not state.stopped_early:
         gpu.start()
         trained = train_epoch(state, train_data, opts, loss_fn, writer, grid=state.epoch == resumed_after)
         state.epoch += 1
-        record_epoch(state, trained, test_data, opts, writer, gpu, log)
+        record = record_epoch(state, trained, val_data, opts, writer, gpu, log)
+        state.track_best(record["val_acc"], opts, log)
         state.save(checkpoint_path, fingerprint)
+
+    # The kept weights, their val numbers (measured after their epoch), and test: evaluated once.
+    kept_epoch = state.keep_weights(opts)
+    kept = next(r for r in state.history if r["epoch"] == kept_epoch)
+    test_loss, test_acc, logits = evaluate(model, test_data, opts)
+    final = {
+        "val_loss": kept["val_loss"],
+        "val_acc": kept["val_acc"],
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+    }
+    log(
+        f"kept epoch {kept_epoch} ({opts.keep}): val acc {final['val_acc']:.4f}, "
+        f"test loss {test_loss:.4f}, test acc {test_acc:.4f}"
+    )
+    write_hparams(writer, given, seed, final, state.epoch)
     writer.close()
 
-    # Final evaluation and outputs: model.pt, model.pt2 + model.json, predictions.npz, metrics.json.
-    test_loss, test_acc, logits = evaluate(model, test_data, opts)
+    # Outputs: model.pt, model.pt2 + model.json, predictions.npz, metrics.json.
     write_model(out_dir, model, logits, test_data, opts, manifest, seed, inputs)
+    splits = {"train": train_data, "val": val_data, "test": test_data}
     metrics = {
         **run_description(given, opts, seed, inputs, warnings, manifest["classes"]),
-        **run_summary(state, device, len(train_data), len(test_data), test_loss, test_acc),
+        **run_summary(state, device, splits, final),
+        "chosen_on": "val",  # the best epoch and early stopping; test was evaluated once, on the kept weights
+        "kept": opts.keep,
+        "best_epoch": kept_epoch,  # the epoch whose weights are the outputs
+        "stopped_early": state.stopped_early,  # the epoch patience stopped at, or None
         "resumed_after_epoch": resumed_after,
         "gpu": gpu.summary(state.history),
     }

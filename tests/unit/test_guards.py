@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from builders import REPO, image_folder, tiny_config
-from labbook import gpustats, report, train
+from labbook import gpustats, markup, report, train
 from labbook.plan import files
 from labbook.plan import runs as plan_runs
 from labbook.plan.config import load
@@ -159,8 +159,8 @@ def test_run_names_are_escaped_in_the_gpu_table():
     table = report.gpu_table(records)
     assert "<img" not in table and "|x |" not in table
     rows = table.splitlines()[2:4]
-    assert rows[0].startswith(f"| {report.md(name)} | 0 | H100 |"), rows
-    assert rows[1].startswith(f"| {report.md(name + '-cpu')} | 1 |"), rows
+    assert rows[0].startswith(f"| {markup.md(name)} | 0 | H100 |"), rows
+    assert rows[1].startswith(f"| {markup.md(name + '-cpu')} | 1 |"), rows
 
 
 # ---------------------------------------------------------------- a train subset from the run's seed
@@ -176,7 +176,7 @@ def train_subset(monkeypatch, data_dir, out_dir, seed: int) -> np.ndarray:
     kept = []
 
     def load_then_stop(*args, **kwargs):
-        train_data, _ = LOAD_SPLITS(*args, **kwargs)
+        train_data, _, _ = LOAD_SPLITS(*args, **kwargs)
         kept.append(train_data.images.cpu().numpy())
         raise Stop
 

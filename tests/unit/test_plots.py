@@ -63,9 +63,9 @@ def test_training_curves_and_accuracy_by_run(tmp_path):
         {
             "epoch": e,
             "train_loss": 1 / e,
-            "test_loss": 1.2 / e,
+            "val_loss": 1.2 / e,
             "train_acc": 1 - 1 / (e + 1),
-            "test_acc": 0.9 - 1 / (e + 2),
+            "val_acc": 0.9 - 1 / (e + 2),
         }
         for e in range(1, 4)
     ]

@@ -1,22 +1,36 @@
-"""Training promises checked by their effects: the schedule step by step, TensorBoard's contents,
-the train subset, what a checkpoint holds and resumes into, and the options the shipped configs use."""
+"""Training promises checked by their effects: the schedule step by step, TensorBoard's contents
+(HParams included), the train subset, the choice made on val (keep, patience) and test measured
+once, what a checkpoint holds and resumes into, and the options the shipped configs use."""
 
 import json
 import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
-from builders import REPO
-from labbook import train
+from builders import REPO, weights_hash, without_timings
+from labbook import arrays, export, train
 from labbook.plan import options as training_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 # Small and quick: 96 training images in batches of 32 are three steps an epoch.
 QUICK = {"model": "simplecnn", "epochs": 3, "batch_size": 32, "train_subset": 96, "optimizer": "sgd",
          "lr": 0.1, "device": "cpu", "deterministic": True, "log_every": 1}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    """1000 train, 200 val (held out of 1200 generated training images) and 200 test demo images."""
+    from labbook import prepare
+
+    out = tmp_path_factory.mktemp("demo-data-splits")
+    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 1200, "val_size": 200, "test_size": 200},
+                    out)  # fmt: skip
+    return out
 
 
 def run(data_dir, out_dir, seed=0, **changes):
@@ -75,14 +89,14 @@ def test_logged_learning_rate_follows_the_schedule_step_by_step(demo_data, tmp_p
 def test_tensorboard_holds_the_losses_rates_metrics_and_an_image_grid(demo_data, tmp_path):
     metrics, _ = run(demo_data, tmp_path, log_every=2)
     logged = scalars(tmp_path)
-    assert set(logged) == {"train/loss", "train/lr"} | {
-        f"epoch/{key}" for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s")
-    }
+    assert set(logged) == {"train/loss", "train/lr", "hparam/val_accuracy", "hparam/test_accuracy"} | {
+        f"epoch/{key}" for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s")
+    }, "per epoch: val, never test"
     assert sorted(logged["train/loss"]) == [2, 4, 6, 8]
     for step, loss in metrics["step_losses"]:
         assert logged["train/loss"][step] == pytest.approx(loss, rel=1e-6)
     for record in metrics["history"]:
-        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert logged[f"epoch/{key}"][record["epoch"]] == pytest.approx(record[key], rel=1e-6), key
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
@@ -91,9 +105,35 @@ def test_tensorboard_holds_the_losses_rates_metrics_and_an_image_grid(demo_data,
     assert [g.step for g in grid] == [0] and grid[0].width >= 32 and grid[0].height >= 32
 
 
+def test_tensorboard_hparams_are_in_the_runs_own_event_file(demo_data, tmp_path):
+    """The run's options and final val and test accuracy as HParams, beside its epoch scalars in
+    tensorboard/ itself: no sub-run folder (SummaryWriter.add_hparams would make one)."""
+    metrics, _ = run(demo_data, tmp_path, epochs=2, keep="best", patience=1)
+    folder = tmp_path / "tensorboard"
+    assert [p.name for p in folder.iterdir() if p.is_dir()] == [], "one folder: the run's"
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    assert set(content) == {
+        f"_hparams_/{name}" for name in ("experiment", "session_start_info", "session_end_info")
+    }
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {"hparam/val_accuracy", "hparam/test_accuracy"}
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    logged = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    given = train.TrainOptions.from_dict({**QUICK, "epochs": 2, "keep": "best", "patience": 1})
+    assert logged == {"seed": 0, **given.to_dict(), "model_args": "{}"}, "every option (dicts as text)"
+    assert logged["keep"] == "best" and logged["lr"] == 0.1 and logged["epochs"] == 2
+    final = scalars(tmp_path)
+    assert "epoch/val_acc" in final, "beside the epoch scalars"
+    assert list(final["hparam/val_accuracy"].values()) == [pytest.approx(metrics["val_acc"])]
+    assert list(final["hparam/test_accuracy"].values()) == [pytest.approx(metrics["test_acc"])]
+
+
 def test_train_subset_trains_on_that_many_images(demo_data, tmp_path):
     subset, _ = run(demo_data, tmp_path / "subset", epochs=1, train_subset=70)
-    assert subset["train_images"] == 70 and subset["test_images"] == 200
+    assert subset["train_images"] == 70 and subset["test_images"] == 200 and subset["val_images"] == 200
     assert [s for s, _ in subset["step_losses"]] == [1, 2, 3], "ceil(70 / 32) steps"
     everything, _ = run(demo_data, tmp_path / "all", epochs=1, train_subset=0, batch_size=250)
     assert everything["train_images"] == 1000
@@ -106,6 +146,8 @@ def test_fingerprint_covers_options_seed_data_and_training_code(tmp_path, monkey
     reference = opts.fingerprint(0, "data-a")
     assert opts.fingerprint(0, "data-a") == reference
     assert train.TrainOptions(lr=0.02).fingerprint(0, "data-a") != reference
+    assert train.TrainOptions(keep="best").fingerprint(0, "data-a") != reference, "keep changes the outputs"
+    assert train.TrainOptions(patience=2).fingerprint(0, "data-a") != reference, "patience changes the epochs"
     assert opts.fingerprint(1, "data-a") != reference
     assert opts.fingerprint(0, "data-b") != reference
     code = tmp_path / "labbook"
@@ -158,13 +200,16 @@ def test_a_checkpoint_restores_the_random_state_and_all_else_it_holds(tmp_path):
     optimizer, schedule, history and epoch are the saved ones."""
     saved = fresh_state(0)
     x = torch.randn(8, 6)
+    best = {k: v.clone() for k, v in saved.model.state_dict().items()}  # the weights before the steps
     for _ in range(3):  # a few steps: optimizer moments, schedule position, both generators moved on
         torch.randperm(50, generator=saved.generator)
         saved.optimizer.zero_grad()
         saved.model(x).sum().backward()
         saved.optimizer.step()
         saved.scheduler.step()
-    saved.epoch, saved.history, saved.step_losses = 1, [{"epoch": 1, "test_acc": 0.5}], [[3, 1.25]]
+    saved.epoch, saved.history, saved.step_losses = 1, [{"epoch": 1, "val_acc": 0.5}], [[3, 1.25]]
+    saved.best_epoch, saved.best_val_acc, saved.best_weights, saved.since_best = 1, 0.5, best, 2
+    saved.stopped_early = 1
     path = tmp_path / "checkpoint.pt"
     saved.save(path, "this run")
     expected = (torch.randperm(50, generator=saved.generator), torch.rand(4), saved.model(x))
@@ -182,11 +227,16 @@ def test_a_checkpoint_restores_the_random_state_and_all_else_it_holds(tmp_path):
         resumed.scheduler.last_epoch == 3 and resumed.scheduler.get_last_lr() == saved.scheduler.get_last_lr()
     )
     assert (resumed.epoch, resumed.history, resumed.step_losses) == (1, saved.history, saved.step_losses)
+    assert (resumed.best_epoch, resumed.best_val_acc, resumed.since_best) == (1, 0.5, 2)
+    assert resumed.stopped_early == 1
+    assert resumed.best_weights.keys() == best.keys()
+    assert all(torch.equal(resumed.best_weights[k], v) for k, v in best.items()), "the best epoch's weights"
 
     foreign, logs = fresh_state(2), []
     before = foreign.generator.get_state()
     assert not foreign.load(path, "another run", log=logs.append)
     assert foreign.epoch == 0 and torch.equal(foreign.generator.get_state(), before)
+    assert (foreign.best_epoch, foreign.best_val_acc, foreign.best_weights) == (0, None, None)
     assert len(logs) == 1 and "starts afresh" in logs[0]
     assert not fresh_state(3).load(tmp_path / "absent.pt", "this run", log=logs.append) and len(logs) == 1
 
@@ -238,7 +288,7 @@ def test_channels_last_changes_the_layout_not_the_numbers(demo_data, tmp_path):
     quick = {"model": "cifarnet", "epochs": 1, "log_every": 1000}
     plain, _ = run(demo_data, tmp_path / "plain", **quick)
     last, _ = run(demo_data, tmp_path / "last", **quick, channels_last=True)
-    for key in ("train_loss", "test_loss", "test_acc"):
+    for key in ("train_loss", "val_loss", "val_acc"):
         assert last["history"][0][key] == pytest.approx(plain["history"][0][key], rel=1e-3, abs=1e-4)
     weights = torch.load(tmp_path / "last" / "model.pt", weights_only=True)
     conv = next(w for w in weights.values() if w.dim() == 4)
@@ -247,6 +297,160 @@ def test_channels_last_changes_the_layout_not_the_numbers(demo_data, tmp_path):
         w for w in torch.load(tmp_path / "plain" / "model.pt", weights_only=True).values() if w.dim() == 4
     )
     assert not plain_conv.is_contiguous(memory_format=torch.channels_last)
+
+
+# ---------------------------------------------------------------- the choice on val, test once
+def fabricated_val(monkeypatch, accuracy: list) -> dict:
+    """Epoch e's val accuracy becomes accuracy[e - 1] (training, val loss and test stay real), so
+    a test states which epoch is best; by the epoch, so a resumed run gets the same. Returns
+    {epoch: the weights val was evaluated on}, filled as training goes."""
+    weights, current = {}, {}
+    record_epoch, evaluate = train.record_epoch, train.evaluate
+
+    def fabricated_record_epoch(state, trained, val_data, *args):
+        current.update(epoch=state.epoch, val=val_data)
+        try:
+            return record_epoch(state, trained, val_data, *args)
+        finally:
+            current.clear()
+
+    def fabricated_evaluate(model, data, *args):
+        loss, acc, logits = evaluate(model, data, *args)
+        if current and data is current["val"]:
+            weights[current["epoch"]] = {k: v.clone() for k, v in model.state_dict().items()}
+            acc = accuracy[current["epoch"] - 1]
+        return loss, acc, logits
+
+    monkeypatch.setattr(train, "record_epoch", fabricated_record_epoch)
+    monkeypatch.setattr(train, "evaluate", fabricated_evaluate)
+    return weights
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def saved_weights(out_dir) -> dict:
+    return torch.load(Path(out_dir) / "model.pt", weights_only=True)
+
+
+def the_test_split(data_dir, metrics) -> "train.DeviceData":
+    inputs = metrics["inputs"]
+    images, labels = arrays.load_split(data_dir, "test")
+    return train.DeviceData(images, labels, inputs["mean"], inputs["std"], "cpu", inputs["input_size"])
+
+
+def test_keep_best_keeps_the_epoch_of_the_highest_val_accuracy_everywhere(demo_data, tmp_path, monkeypatch):
+    """keep: best with val peaking in epoch 2 of 4: model.pt, model.pt2, predictions.npz and the
+    final numbers are epoch 2's, test evaluated on those weights; keep: last, the same training,
+    keeps epoch 4. Patience 0 (the default) never stops, however long without a new best."""
+    weights = fabricated_val(monkeypatch, [0.3, 0.7, 0.5, 0.6])
+    best, logs = run(demo_data, tmp_path / "best", epochs=4, keep="best")
+    assert [h["val_acc"] for h in best["history"]] == [0.3, 0.7, 0.5, 0.6] and best["stopped_early"] is None
+    assert (best["kept"], best["best_epoch"], best["chosen_on"]) == ("best", 2, "val")
+    assert (best["val_acc"], best["val_loss"]) == (0.7, best["history"][1]["val_loss"])
+    assert not same_weights(weights[2], weights[4]), "the epochs' weights differ: which one is kept shows"
+    assert same_weights(saved_weights(tmp_path / "best"), weights[2])
+    assert any(line.startswith("kept epoch 2 (best)") for line in logs)
+
+    # test: once, of the kept weights; predictions.npz and the portable model are of them too
+    model = train.build_network(train.TrainOptions.from_dict(QUICK), 10, torch.device("cpu"))
+    model.load_state_dict(saved_weights(tmp_path / "best"))
+    test = the_test_split(demo_data, best)
+    loss, accuracy, logits = train.evaluate(model, test, train.TrainOptions.from_dict(QUICK))
+    assert (best["test_loss"], best["test_acc"]) == pytest.approx((loss, accuracy))
+    assert np.allclose(np.load(tmp_path / "best" / "predictions.npz")["logits"], logits.numpy(), atol=1e-5)
+    program, _ = export.load_portable(tmp_path / "best")
+    assert torch.allclose(program(test.images), logits, atol=1e-4), "model.pt2 is the kept network"
+
+    last, _ = run(demo_data, tmp_path / "last", epochs=4, keep="last")
+    assert last["history"] == [{**h, **{k: last["history"][i][k] for k in ("train_seconds", "images_per_s")}}
+                               for i, h in enumerate(best["history"])], "keep changes what is kept, not training"  # fmt: skip
+    assert (last["kept"], last["best_epoch"], last["val_acc"]) == ("last", 4, 0.6)
+    assert same_weights(saved_weights(tmp_path / "last"), weights[4])
+    assert last["test_acc"] != best["test_acc"] or last["test_loss"] != best["test_loss"]
+
+
+def test_patience_stops_after_that_many_epochs_without_a_new_best_and_a_tie_is_none(
+    demo_data, tmp_path, monkeypatch
+):
+    """Best in epoch 2; epoch 3 only ties it (the earlier epoch stays best), epoch 4 is worse:
+    patience 2 stops after epoch 4, never seeing epoch 5's better val accuracy."""
+    weights = fabricated_val(monkeypatch, [0.3, 0.5, 0.5, 0.4, 0.9, 0.9])
+    metrics, logs = run(demo_data, tmp_path / "stopped", epochs=6, patience=2, keep="best")
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4] and metrics["stopped_early"] == 4
+    assert metrics["best_epoch"] == 2 and metrics["val_acc"] == 0.5, "a tie keeps the earlier epoch"
+    assert same_weights(saved_weights(tmp_path / "stopped"), weights[2])
+    assert [line for line in logs if line.startswith("stopping early")] == [
+        "stopping early after epoch 4: 2 epochs without a new best val accuracy "
+        "(best 0.5000, epoch 2; patience 2)"
+    ]
+    json_metrics = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    assert (json_metrics["stopped_early"], json_metrics["options"]["patience"]) == (4, 2)
+    # patience running out only with the last epoch: the run ended, it did not stop early
+    ended, _ = run(demo_data, tmp_path / "ended", epochs=4, patience=2)
+    assert len(ended["history"]) == 4 and ended["stopped_early"] is None and ended["best_epoch"] == 4
+
+
+class Killed(Exception):
+    """What a SIGKILL after an epoch's checkpoint is to these tests."""
+
+
+def test_a_run_killed_after_an_epoch_resumes_to_the_same_choice_weights_and_stop(
+    demo_data, tmp_path, monkeypatch
+):
+    """keep: best and patience, killed after epoch 3 (best: epoch 2, one epoch since, the network
+    in memory epoch 3's) and after epoch 4 (stopped early, outputs not yet written): each resumes
+    from its checkpoint to the uninterrupted run's metrics and kept weights."""
+    fabricated_val(monkeypatch, [0.2, 0.5, 0.4, 0.5, 0.9, 0.9])
+    changes = {"epochs": 6, "patience": 2, "keep": "best"}
+    whole, _ = run(demo_data, tmp_path / "whole", **changes)
+    assert (whole["best_epoch"], whole["stopped_early"], len(whole["history"])) == (2, 4, 4)
+    save = train.TrainState.save
+    for killed_after in (3, 4):
+
+        def save_then_die(state, path, fingerprint, killed_after=killed_after):
+            save(state, path, fingerprint)
+            if state.epoch == killed_after:
+                raise Killed
+
+        out = tmp_path / f"killed-after-{killed_after}"
+        with monkeypatch.context() as patch:
+            patch.setattr(train.TrainState, "save", save_then_die)
+            with pytest.raises(Killed):
+                run(demo_data, out, **changes)
+        assert not (out / "model.pt").exists()
+        resumed, logs = run(demo_data, out, **changes)
+        assert resumed["resumed_after_epoch"] == killed_after and any("resuming" in line for line in logs)
+        assert without_timings(resumed) == without_timings(whole)
+        assert weights_hash(out / "model.pt") == weights_hash(tmp_path / "whole" / "model.pt")
+
+
+def test_keep_best_of_a_run_that_diverges_keeps_the_best_finite_epoch(demo_data, tmp_path, monkeypatch):
+    """Epoch 3 diverges in its first step (its val accuracy said to be the highest: a diverged
+    epoch is no candidate): the run stops there as ever, and keeps epoch 2's finite network."""
+    weights = fabricated_val(monkeypatch, [0.4, 0.6, 0.9])
+    steps, train_step = [], train.train_step
+
+    def diverging_step(model, *args):
+        loss, out = train_step(model, *args)
+        steps.append(len(steps) + 1)
+        if len(steps) == 7:  # three steps an epoch: epoch 3's first
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter.fill_(math.nan)
+            loss = torch.tensor(math.nan)
+        return loss, out
+
+    monkeypatch.setattr(train, "train_step", diverging_step)
+    metrics, logs = run(demo_data, tmp_path, keep="best")
+    assert metrics["diverged"]["epoch"] == 3 and len(metrics["history"]) == 3
+    assert (metrics["best_epoch"], metrics["val_acc"]) == (2, 0.6)
+    assert same_weights(saved_weights(tmp_path), weights[2])
+    assert all(torch.isfinite(v).all() for v in saved_weights(tmp_path).values())
+    assert math.isfinite(metrics["test_loss"]) and metrics["test_acc"] > 0
+    [warning] = [line for line in logs if line.startswith("WARNING:")]
+    assert "the outputs hold epoch 2's network, the best on val (keep: best)" in warning
 
 
 def shipped_runs():
@@ -279,7 +483,8 @@ def test_the_shipped_configs_options_train_on_the_cpu(demo_data, tmp_path, optio
         train.TrainOptions.from_dict(smoke), demo_data, tmp_path, threads=1, log=lambda *_: None
     )
     record = metrics["history"][0]
-    assert math.isfinite(record["train_loss"]) and math.isfinite(record["test_loss"])
+    assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])
+    assert math.isfinite(metrics["test_loss"])
     assert metrics["options"] == {**train.dataclasses.asdict(opts), **smoke}
     if opts.schedule != "constant":
         assert record["lr"] == pytest.approx(0.0), "cosine and onecycle end at zero"
@@ -289,7 +494,7 @@ def test_input_size_reaches_the_model(demo_data, tmp_path):
     """simplecnn pools globally and takes any size; cifarnet's linear layer expects 32×32, so a
     resize to 40 that reaches it is a shape error (and proves the resize happened)."""
     resized, _ = run(demo_data, tmp_path / "simple", epochs=1, input_size=48)
-    assert math.isfinite(resized["history"][0]["test_loss"])
+    assert math.isfinite(resized["history"][0]["val_loss"])
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         run(demo_data, tmp_path / "cifarnet", model="cifarnet", epochs=1, input_size=40)
     stored_size, _ = run(demo_data, tmp_path / "same", model="cifarnet", epochs=1, input_size=32)

@@ -89,7 +89,18 @@ class TrainOptions(Options):
         "constant", "`constant`, `cosine` or `onecycle`", choices=("constant", "cosine", "onecycle")
     )
     warmup_epochs: float = option(0.0, "linear learning-rate warm-up, in epochs", minimum=0)
-    epochs: int = option(5, "passes over the training split", minimum=1)
+    epochs: int = option(5, "passes over the training split (at most: see `patience`)", minimum=1)
+    keep: str = option(
+        "last",
+        "which epoch's weights the run keeps (model, predictions, final numbers): `last`, or `best`: "
+        "the highest validation accuracy (ties: the earlier epoch)",
+        choices=("last", "best"),
+    )
+    patience: int = option(
+        0,
+        "stop after this many epochs in a row without a new best validation accuracy (0: never)",
+        minimum=0,
+    )
     batch_size: int = option(64, "images per step", minimum=1)
     train_subset: int = option(
         0, "0 trains on every image; else a fixed seeded subset of this size", minimum=0
