@@ -8,6 +8,7 @@ rule report:
         **rules.prepare_data.output,
         notebook=workflow_path("notebooks/report.ipynb"),
         metrics=each_job(rules.train.output.metrics),
+        predictions=each_job(rules.train.output.predictions),
         train_provenance=each_job(rules.train.output.provenance),
         analyses=[each_job(path) for path in rules.analyze.output],
     output:

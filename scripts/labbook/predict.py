@@ -27,25 +27,27 @@ PAGE_LIMIT = 1000  # images shown on the HTML page; predictions.csv always has e
 
 # ---------------------------------------------------------------- which run
 def choose_run(candidates: list[dict], run: str = "best") -> dict:
-    """The run (and seed) to predict with, and why.
+    """The run (and seed) to predict with, and why; chosen on validation accuracy, never on test
+    (that would bias the test accuracy it is reported with upward).
 
     candidates: [{"run", "seed", "dir"}] whose dir holds metrics.json and the portable model.
-    run "best": the run with the highest mean test accuracy over its seeds (the first in config
-    order on a tie); then that run's seed with the highest test accuracy. A named run: its best seed.
+    run "best": the run with the highest mean validation accuracy over its seeds (the first in
+    config order on a tie); then that run's seed with the highest validation accuracy. A named
+    run: its best seed by validation accuracy.
     """
-    accuracy = {}
+    runs = {}
     for entry in candidates:
         metrics = json.loads((Path(entry["dir"]) / files.RUN["metrics"]).read_text())
-        accuracy.setdefault(entry["run"], []).append((metrics["test_acc"], entry))
-    if not accuracy:
+        runs.setdefault(entry["run"], []).append((metrics["val_acc"], metrics["test_acc"], entry))
+    if not runs:
         raise ValueError("predict: no trained runs to choose from")
-    if run != "best" and run not in accuracy:
-        raise ValueError(f"predict: run {run!r} is not among the trained runs {sorted(accuracy)}")
-    means = {name: statistics.fmean(acc for acc, _ in seeds) for name, seeds in accuracy.items()}
+    if run != "best" and run not in runs:
+        raise ValueError(f"predict: run {run!r} is not among the trained runs {sorted(runs)}")
+    means = {name: statistics.fmean(val for val, _, _ in seeds) for name, seeds in runs.items()}
     chosen_run = max(means, key=means.get) if run == "best" else run
-    best_acc, chosen = max(accuracy[chosen_run], key=lambda pair: pair[0])  # first seed on a tie
+    best_val, test, chosen = max(runs[chosen_run], key=lambda seed: seed[0])  # first seed on a tie
     reason = (
-        f"best mean test accuracy ({means[chosen_run]:.4f}) of {len(means)} run(s)"
+        f"best mean validation accuracy ({means[chosen_run]:.4f}) of {len(means)} run(s)"
         if run == "best"
         else "named in the config"
     )
@@ -54,9 +56,11 @@ def choose_run(candidates: list[dict], run: str = "best") -> dict:
         "seed": chosen["seed"],
         "dir": chosen["dir"],
         "asked": run,
-        "reason": f"{reason}; seed {chosen['seed']} has its best test accuracy ({best_acc:.4f})",
-        "mean_test_acc": means,
-        "seeds_test_acc": {name: {e["seed"]: acc for acc, e in seeds} for name, seeds in accuracy.items()},
+        "reason": f"{reason}; seed {chosen['seed']} has its best validation accuracy ({best_val:.4f}, "
+        f"test accuracy {test:.4f})",
+        "mean_val_acc": means,
+        "mean_test_acc": {name: statistics.fmean(t for _, t, _ in seeds) for name, seeds in runs.items()},
+        "seeds_val_acc": {name: {e["seed"]: val for val, _, e in seeds} for name, seeds in runs.items()},
     }
 
 
@@ -154,14 +158,17 @@ def cards_html(result, limit=PAGE_LIMIT) -> str:
 
 
 def choice_html(choice: dict) -> str:
-    """Which run was used and why, with every candidate run's mean test accuracy."""
+    """Which run was used and why, with every candidate run's mean validation accuracy (which
+    chooses) and test accuracy."""
     rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{acc:.4f}</td><td>{'← used' if name == choice['run'] else ''}</td></tr>"
-        for name, acc in choice["mean_test_acc"].items()
+        f"<tr><td>{html.escape(name)}</td><td>{val:.4f}</td><td>{choice['mean_test_acc'][name]:.4f}</td>"
+        f"<td>{'← used' if name == choice['run'] else ''}</td></tr>"
+        for name, val in choice["mean_val_acc"].items()
     )
     return (
         f"<p>Run <b>{html.escape(choice['run'])}</b>, seed {choice['seed']}: {html.escape(choice['reason'])}.</p>"
-        f"<table class='runs'><tr><th>run</th><th>mean test accuracy</th><th></th></tr>{rows}</table>"
+        "<table class='runs'><tr><th>run</th><th>mean validation accuracy (chooses)</th>"
+        f"<th>mean test accuracy</th><th></th></tr>{rows}</table>"
     )
 
 

@@ -1,13 +1,14 @@
 """Tables and verdicts for the report notebook, from the files the steps wrote. No torch."""
 
+import hashlib
 import html
 import json
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
-from . import provenance
+from . import provenance, stats
+from .markup import markdown_table, md
 from .plan.record import JobRecord
 
 
@@ -35,9 +36,23 @@ def load_runs(runs: list) -> list:
                 "provenance": provenance.read(trained["provenance"]),
                 "analysis_provenance": provenance.read(analysis["provenance"]),
                 "figures": {name: str(path) for name, path in job.figures().items()},
+                **test_correctness(trained["predictions"]),
             }
         )
     return records
+
+
+def test_correctness(predictions: Path) -> dict:
+    """{"correct": whether each test image was classified right (bool array), "test_labels": a
+    hash of the test labels in order (which test images these were)}, from the train step's
+    predictions; None where there are none to read (hand-made records) or they are not finite."""
+    if not predictions.exists():
+        return {"correct": None, "test_labels": None}
+    with np.load(predictions, allow_pickle=False) as saved:
+        logits, labels = saved["logits"], saved["labels"]
+    labels_hash = hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16]
+    correct = (logits.argmax(1) == labels) if np.isfinite(logits).all() else None
+    return {"correct": correct, "test_labels": labels_hash}
 
 
 def by_run(records: list) -> dict:
@@ -56,41 +71,6 @@ def mean_sd(values, percent: bool = False) -> str:
     if len(values) > 1:
         text += " ± " + fmt.format(values.std(ddof=1) * scale)
     return text + ("%" if percent else "")
-
-
-# Characters that can start markup in Markdown or HTML when text sits inside a line (md() turns
-# line breaks into spaces, so line-start markers such as "1." or "- " never begin a line).
-MARKUP_CHARACTERS = set("\\`*_{}[]()<>#+!|~$&:\"'")
-
-
-def md(text) -> str:
-    """Text from a config or a dataset (a title, a hypothesis, a class folder name, a path),
-    ready to put into Markdown: shown as the characters it holds, never as markup. Each character
-    that could start markup (a tag, a link, emphasis, a table cell, $math$, an autolink) becomes
-    a numeric character reference, which Markdown never reads as structure; line breaks become
-    spaces (one would end a table row)."""
-    return "".join(f"&#{ord(c)};" if c in MARKUP_CHARACTERS else " " if c in "\r\n" else c for c in str(text))
-
-
-def md_code(text) -> str:
-    """Like md(), in a code font. Not a `code span`: character references stay literal there."""
-    return f"<code>{md(text)}</code>"
-
-
-def md_link(path) -> str:
-    """A Markdown link to a relative path, its text escaped and its address quoted."""
-    return f"[{md(path)}]({quote(str(path))})"
-
-
-def preformatted(text) -> str:
-    """HTML showing text as it is, in a monospaced block (e.g. the config as YAML)."""
-    return f"<pre><code>{html.escape(str(text))}</code></pre>"
-
-
-def markdown_table(header, rows) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- diverged runs
@@ -163,19 +143,69 @@ def over_seeds(kept: list, key: str, default=None, percent: bool = False) -> str
 
 
 def mean_accuracy(group: list) -> float:
+    """Mean test accuracy over a run's seeds: what a claim is made on."""
     return float(np.mean([r["evaluation"]["accuracy"] for r in group]))
 
 
+def val_accuracy(group: list):
+    """Mean validation accuracy over a run's seeds: what every choice is made on (None for
+    records from before there was a validation split)."""
+    values = [r["metrics"].get("val_acc") for r in group]
+    return None if None in values else float(np.mean(values))
+
+
 def best_run(records: list):
-    """The run with the highest mean test accuracy over its seeds, of the runs none of whose seeds
-    diverged (None without such runs)."""
+    """The run with the highest mean validation accuracy over its seeds, of the runs none of
+    whose seeds diverged (None without such runs). Chosen on validation, never on test: a choice
+    made on the test split would bias the chosen run's test accuracy upward."""
     grouped = {name: group for name, group in by_run(records).items() if len(healthy(group)) == len(group)}
-    return max(grouped, key=lambda name: mean_accuracy(grouped[name])) if grouped else None
+    return max(grouped, key=lambda name: val_accuracy(grouped[name]) or 0.0) if grouped else None
+
+
+def correctness(group: list):
+    """(seeds, images) per-image test correctness of a run's seeds, None if a seed has none."""
+    rows = [r.get("correct") for r in group]
+    return None if any(row is None for row in rows) else np.stack(rows)
+
+
+def accuracy_intervals(group: list) -> dict:
+    """A healthy run's test accuracy with its 95% intervals: over test images (exact for one
+    seed, else a bootstrap over images; stats.images_interval), and with several seeds over
+    seeds (Student t)."""
+    correct = correctness(group)
+    if correct is not None:
+        images = stats.images_interval(correct)
+    elif len(group) == 1 and group[0]["evaluation"].get("accuracy_interval"):
+        images = tuple(group[0]["evaluation"]["accuracy_interval"])
+    else:
+        images = None
+    seeds = stats.seeds_summary([r["evaluation"]["accuracy"] for r in group])
+    over_seeds = (seeds["low"], seeds["high"]) if seeds["low"] is not None else None
+    return {"mean": seeds["mean"], "sd": seeds["sd"], "images": images, "seeds": over_seeds}
+
+
+def interval_text(interval, percent: bool = True) -> str:
+    if interval is None:
+        return "—"
+    scale, unit = (100, "%") if percent else (1, "")
+    return f"{interval[0] * scale:.1f}–{interval[1] * scale:.1f}{unit}"
+
+
+def accuracy_cell(group: list) -> str:
+    """Test accuracy, mean ± sd, [95% CI over images; over seeds] of the seeds that did not
+    diverge (seeds_cell); *diverged* when none did."""
+    kept = healthy(group)
+    if not kept:
+        return DIVERGED
+    summary = accuracy_intervals(kept)
+    text = seeds_cell(seed_accuracies(group), percent=True) + f" [{interval_text(summary['images'])}"
+    return text + (f"; seeds {interval_text(summary['seeds'])}]" if summary["seeds"] else "]")
 
 
 def results_table(records: list) -> str:
-    """One row per run, metrics as mean ± sd over seeds; the best mean accuracy marked, a
-    diverged run marked *diverged* (its diverged seeds left out of the means, see seeds_cell)."""
+    """One row per run, metrics as mean ± sd over seeds, test accuracy with its 95% intervals;
+    the best run (on validation) marked, a diverged run marked *diverged* (its diverged seeds
+    left out of the means, see seeds_cell)."""
     grouped = by_run(records)
     best = best_run(records)
     rows = []
@@ -190,7 +220,10 @@ def results_table(records: list) -> str:
                 label,
                 metrics["model"],
                 len(group),
-                seeds_cell(seed_accuracies(group), percent=True),
+                seeds_cell(
+                    [None if diverged(r) else r["metrics"].get("val_acc") for r in group], percent=True
+                ),
+                accuracy_cell(group),
                 over_seeds(kept, f"top{top_k}_accuracy", np.nan, percent=True),
                 over_seeds(kept, "macro_f1"),
                 over_seeds(kept, "ece", np.nan),
@@ -202,8 +235,8 @@ def results_table(records: list) -> str:
             ]
         )
     top_k = records[0]["evaluation"].get("top_k", 3) if records else 3
-    header = ["run", "model", "seeds", "test accuracy", f"top-{top_k}", "macro F1", "ECE", "parameters",
-              "epochs", "train s", "images/s", "device"]  # fmt: skip
+    header = ["run", "model", "seeds", "val accuracy (chooses)", "test accuracy [95% CI]", f"top-{top_k}",
+              "macro F1", "ECE", "parameters", "epochs", "train s", "images/s", "device"]  # fmt: skip
     return markdown_table(header, rows)
 
 
@@ -240,24 +273,35 @@ def model_table(records: list) -> str:
 
 
 def sweeps(records: list) -> dict:
-    """{sweep's run name: [({option: value}, [test accuracy of each seed], expanded run name)]}
-    for the runs that came from a `sweep:`, in config order; a diverged seed's accuracy is None."""
+    """{sweep's run name: [({option: value}, [test accuracy of each seed], expanded run name,
+    [validation accuracy of each seed])]} for the runs that came from a `sweep:`, in config
+    order; a diverged seed's accuracies are None."""
     found = {}
     for name, group in by_run(records).items():
         sweep = group[0].get("sweep")
         if sweep:
-            found.setdefault(sweep["run"], []).append((sweep["values"], seed_accuracies(group), name))
+            val = [None if diverged(r) else r["metrics"].get("val_acc") for r in group]
+            found.setdefault(sweep["run"], []).append((sweep["values"], seed_accuracies(group), name, val))
     return found
 
 
 def sweep_table(points: list) -> str:
-    """One row per combination: the swept values, test accuracy (mean ± sd; *diverged*), the run's name."""
+    """One row per combination: the swept values, validation accuracy (which chooses the
+    winner, marked ★), test accuracy (mean ± sd; *diverged*), the run's name."""
     keys = list(points[0][0])
+    chosen = [np.mean(val) if None not in val else -1.0 for *_, val in points]
+    winner = int(np.argmax(chosen)) if max(chosen) >= 0 else None
     rows = [
-        [*(md(values[k]) for k in keys), seeds_cell(acc, percent=True), len(acc), md(name)]
-        for values, acc, name in points
+        [
+            *(md(values[k]) for k in keys),
+            seeds_cell(val, percent=True) + (" ★" if i == winner else ""),
+            seeds_cell(acc, percent=True),
+            len(acc),
+            md(name),
+        ]  # fmt: skip
+        for i, (values, acc, name, val) in enumerate(points)
     ]
-    return markdown_table([*keys, "test accuracy", "seeds", "run"], rows)
+    return markdown_table([*keys, "val accuracy (chooses ★)", "test accuracy", "seeds", "run"], rows)
 
 
 def per_class_f1_table(records: list) -> str:
@@ -281,47 +325,156 @@ def per_class_f1_table(records: list) -> str:
 # Coloured words, not emoji: headless and minimal systems often lack an emoji font.
 SUPPORTED = '<b style="color:#1a7f37">supported</b>'
 NOT_SUPPORTED = '<b style="color:#c62828">not supported</b>'
+INCONCLUSIVE = '<b style="color:#9a6700">inconclusive</b>'
 NOT_SUPPORTED_DIVERGED = '<b style="color:#c62828">not supported (diverged)</b>'
 DIVERGED_WORD = '<b style="color:#c62828">diverged</b>'
+WORDS = {"supported": SUPPORTED, "not supported": NOT_SUPPORTED, "inconclusive": INCONCLUSIVE}
 
 
-def verdict(group: list) -> str:
-    """One line: the run's hypothesis, and whether its mean test accuracy reached its target. A
-    run with a diverged seed does not support it: "not supported (diverged)"."""
-    name = group[0]["name"]
+def target_claim(group: list) -> tuple[str, str] | None:
+    """(outcome, words) of a healthy run's target_accuracy: supported when every 95% interval
+    of its test accuracy (over images; over seeds, with several) lies at or above the target,
+    not supported when every one lies below, inconclusive otherwise (stats.verdict)."""
     target = group[0].get("target_accuracy")
+    if target is None:
+        return None
+    summary = accuracy_intervals(group)
+    intervals = [i for i in (summary["images"], summary["seeds"]) if i is not None]
+    outcome = stats.verdict(intervals, target) if intervals else "inconclusive"
+    seeds = f"{len(group)} seed{'s' if len(group) > 1 else ''}"
+    spans = f"95% CI {interval_text(summary['images'])} over test images" + (
+        f", {interval_text(summary['seeds'])} over seeds" if summary["seeds"] else ""
+    )
+    return outcome, f"test accuracy {summary['mean']:.1%} ({spans}; {seeds}) against target {target:.0%}"
+
+
+def paired(group: list, other: list) -> dict | None:
+    """stats.paired_difference of two runs' test correctness (seeds matched by position), None
+    when either has none or they were not evaluated on the same test images."""
+    a, b = correctness(group), correctness(other)
+    if a is None or b is None or a.shape[1] != b.shape[1]:
+        return None
+    return stats.paired_difference(a, b)
+
+
+def beats_claim(group: list, grouped: dict) -> tuple[str, str] | None:
+    """(outcome, words) of a run's `beats:` claim, judged on the paired 95% intervals of the
+    difference in test accuracy (over images; over seeds where both have several) against its
+    margin."""
+    claim = group[0].get("beats")
+    if not claim:
+        return None
+    other, margin = grouped.get(claim["run"]), claim["margin"]
+    by = f" by more than {margin * 100:.1f} points" if margin else ""
+    if other is None or len(healthy(other)) < len(other):
+        return "not supported", f"beats {md(claim['run'])}{by}: that run diverged or is missing"
+    difference = paired(group, other)
+    if difference is None:
+        return (
+            "inconclusive",
+            f"beats {md(claim['run'])}{by}: no paired comparison (not the same test images)",
+        )
+    intervals = [(difference["low"], difference["high"])]
+    if difference["seeds_low"] is not None:
+        intervals.append((difference["seeds_low"], difference["seeds_high"]))
+    words = f"beats {md(claim['run'])}{by}: {difference_text(difference)}"
+    return stats.verdict(intervals, margin), words
+
+
+def difference_text(difference: dict) -> str:
+    points = f"{difference['difference'] * 100:+.1f} points"
+    seeds = (
+        f", {difference['seeds_low'] * 100:+.1f} to {difference['seeds_high'] * 100:+.1f} over seeds"
+        if difference["seeds_low"] is not None
+        else ""
+    )
+    return (
+        f"{points} (paired 95% CI {difference['low'] * 100:+.1f} to {difference['high'] * 100:+.1f} over "
+        f"test images{seeds}; McNemar p = {difference['mcnemar_p']:.2g})"
+    )
+
+
+def claims(group: list, grouped: dict) -> list:
+    """[(outcome, words)] of a run's claims: its target accuracy and its `beats:`; a run with a
+    diverged seed supports neither."""
+    if len(healthy(group)) < len(group):
+        made = [group[0].get("target_accuracy") is not None, bool(group[0].get("beats"))]
+        return [("not supported", "diverged")] * sum(made)
+    return [claim for claim in (target_claim(group), beats_claim(group, grouped)) if claim]
+
+
+def verdict(group: list, grouped: dict | None = None) -> str:
+    """One line: the run's hypothesis and the outcome of each of its claims. A run with a
+    diverged seed supports none: "not supported (diverged)"."""
+    grouped = grouped or {group[0]["name"]: group}
+    name = group[0]["name"]
     seeds = f"{len(group)} seed{'s' if len(group) > 1 else ''}"
     lost, kept = [r for r in group if diverged(r)], healthy(group)
-    accuracy = mean_accuracy(kept) if kept else None
+    has_claims = group[0].get("target_accuracy") is not None or group[0].get("beats")
     if lost:
         detail = "; ".join(f"seed {r['seed']} {divergence(r)}" for r in lost)
         if kept:
-            detail += f"; the other seeds' mean test accuracy {accuracy:.1%}"
-        word = DIVERGED_WORD if target is None else NOT_SUPPORTED_DIVERGED
-        outcome = f"{word}: {detail} ({seeds})" + ("; no target set" if target is None else "")
-    elif target is None:
-        outcome = f"no target set; mean test accuracy {accuracy:.1%} ({seeds})"
-    elif accuracy >= target:
-        outcome = f"{SUPPORTED}: mean test accuracy {accuracy:.1%} ≥ target {target:.0%} ({seeds})"
+            detail += f"; the other seeds' mean test accuracy {mean_accuracy(kept):.1%}"
+        word = NOT_SUPPORTED_DIVERGED if has_claims else DIVERGED_WORD
+        outcome = f"{word}: {detail} ({seeds})" + ("" if has_claims else "; no claim made")
+    elif not has_claims:
+        outcome = f"no claim made; mean test accuracy {mean_accuracy(kept):.1%} ({seeds})"
     else:
-        outcome = f"{NOT_SUPPORTED}: mean test accuracy {accuracy:.1%} < target {target:.0%} ({seeds})"
+        outcome = "; ".join(f"{WORDS[result]}: {words}" for result, words in claims(group, grouped))
     hypothesis = (group[0].get("hypothesis") or "").strip()
     return f"- **{md(name)}**: " + (f"_{md(hypothesis)}_ → " if hypothesis else "") + outcome
 
 
 def verdicts(records: list) -> list:
-    return [verdict(group) for group in by_run(records).values()]
+    grouped = by_run(records)
+    return [verdict(group, grouped) for group in grouped.values()]
 
 
 def hypotheses_held(records: list) -> list:
-    """Whether each run with a target reached it (mean test accuracy over seeds ≥ target; a run
-    with a diverged seed did not)."""
-    groups = by_run(records).values()
-    return [
-        len(healthy(g)) == len(g) and mean_accuracy(g) >= g[0]["target_accuracy"]
-        for g in groups
-        if g[0].get("target_accuracy") is not None
-    ]
+    """Whether each claim of each run (target accuracy, beats) is supported."""
+    grouped = by_run(records)
+    return [result == "supported" for group in grouped.values() for result, _ in claims(group, grouped)]
+
+
+def baseline_run(records: list):
+    """The run the paired comparisons are against: the config's `baseline`, else the best run."""
+    named = [r["name"] for r in records if r.get("baseline")]
+    return named[0] if named else best_run(records)
+
+
+def paired_table(records: list) -> str:
+    """Every other healthy run against the baseline, on the same test images: the difference in
+    test accuracy with its paired 95% intervals and McNemar's exact p ("" with one run)."""
+    grouped = by_run(records)
+    baseline = baseline_run(records)
+    if baseline is None or len(grouped) < 2:
+        return ""
+    rows = []
+    for name, group in grouped.items():
+        if name == baseline or len(healthy(group)) < len(group):
+            continue
+        difference = paired(group, grouped[baseline])
+        if difference is None:
+            rows.append([md(name), "—", "not the same test images: no paired comparison", "—", "—", "—"])
+            continue
+        seeds = (
+            f"{difference['seeds_low'] * 100:+.1f} to {difference['seeds_high'] * 100:+.1f}"
+            if difference["seeds_low"] is not None
+            else "—"
+        )
+        rows.append(
+            [
+                md(name),
+                f"{difference['difference'] * 100:+.1f}",
+                f"{difference['low'] * 100:+.1f} to {difference['high'] * 100:+.1f}",
+                seeds,
+                f"{difference['mcnemar_p']:.2g}",
+                f"{difference['a_only']:g} / {difference['b_only']:g}",
+            ]
+        )
+    header = [f"run − {md(baseline)}", "Δ test accuracy (points)", "paired 95% CI (images)",
+              "95% CI (seeds)", "McNemar p", "right only here / only in baseline"]  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def headline(records: list) -> str:
@@ -336,14 +489,17 @@ def headline(records: list) -> str:
     runs = f"{len(grouped)} run{'s' if len(grouped) > 1 else ''}"
     if best is None:
         return f"**No best run**: all {runs} diverged, so none has a test accuracy."
+    summary = accuracy_intervals(grouped[best])
     text = (
-        f"**Best run: {md(best)}** with test accuracy "
+        f"**Best run: {md(best)}** (chosen on validation accuracy, "
+        f"{format(val_accuracy(grouped[best]) or float('nan'), '.1%')}) with test accuracy "
         f"{mean_sd([r['evaluation']['accuracy'] for r in grouped[best]], percent=True)}"
-        f" (macro F1 {mean_sd([r['evaluation']['macro_f1'] for r in grouped[best]])})"
+        f" (95% CI {interval_text(summary['images'])}; macro F1 "
+        f"{mean_sd([r['evaluation']['macro_f1'] for r in grouped[best]])})"
         f" of {len(grouped)} run{'s' if len(grouped) > 1 else ''}."
     )
     if checked:
-        text += f" {sum(checked)} of {len(checked)} run hypotheses supported by their target accuracy."
+        text += f" {sum(checked)} of {len(checked)} claims supported by their 95% intervals."
     if lost:
         names = ", ".join(md(name) for name in lost)
         text += f" {len(lost)} of {runs} diverged ({names}): left out of the comparison."

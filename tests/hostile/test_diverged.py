@@ -135,8 +135,8 @@ def fabricate(data_dir: Path, root: Path, name: str, seed: int, diverged: dict |
     record["diverged"] = diverged
     if diverged:
         logits[:] = np.nan
-        record["history"] = [{**record["history"][0], "train_loss": math.nan, "test_loss": math.nan,
-                              "test_acc": 0.0}]  # fmt: skip
+        record["history"] = [{**record["history"][0], "train_loss": math.nan, "val_loss": math.nan,
+                              "val_acc": 0.0}]  # fmt: skip
         record["test_acc"], record["test_loss"] = 0.0, math.nan
     np.savez(run_dir / files.RUN["predictions"], logits=logits.astype(np.float32), labels=labels)
     (run_dir / files.RUN["metrics"]).write_text(json.dumps(record))
@@ -193,7 +193,7 @@ def test_the_report_marks_the_diverged_run_and_compares_the_others(fabricated):
     text = text_of(fabricated["html"])
     assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE), "a NaN leaked into the page"
     assert "Best run: steady" in text and "1 of 2 runs diverged (lr1e6): left out of the comparison" in text
-    assert "1 of 2 run hypotheses supported" in text
+    assert "1 of 2 claims supported by their 95% intervals" in text
     assert "steady ★ best" in text and "lr1e6 diverged" in text  # the results table
     assert "lr1e6: Beats chance too. → not supported (diverged): seed 0 diverged in epoch 1 at step 3" in text
     assert "steady: Beats chance. → supported" in text
@@ -212,10 +212,12 @@ def job(name, seed, accuracy, diverged=False, target=0.5, sweep=None):
     where = {"epoch": 2, "step": 17, "loss": "inf"} if diverged else None
     evaluation = {"accuracy": None if diverged else accuracy, "macro_f1": None if diverged else accuracy / 2,
                   "top_k": 3, "top3_accuracy": None if diverged else 1.0, "ece": None if diverged else 0.1,
-                  "per_class": {"a": {"f1": None if diverged else accuracy}}, "diverged": diverged}  # fmt: skip
+                  "per_class": {"a": {"f1": None if diverged else accuracy}}, "diverged": diverged,
+                  "accuracy_interval": None if diverged else [accuracy - 0.05, accuracy + 0.05]}  # fmt: skip
     return {"name": name, "seed": seed, "target_accuracy": target, "hypothesis": "", "sweep": sweep,
             "metrics": {"model": "cifarnet", "device_name": "cpu", "parameters": {"total": 10, "trainable": 10},
-                        "history": [{}], "train_seconds": 1.0, "images_per_s": 100.0, "diverged": where},
+                        "history": [{}], "train_seconds": 1.0, "images_per_s": 100.0, "diverged": where,
+                        "val_acc": None if diverged else accuracy},
             "evaluation": evaluation}  # fmt: skip
 
 
@@ -223,7 +225,10 @@ def test_one_diverged_seed_of_two_is_left_out_of_the_mean_and_said_so():
     records = [job("wobbly", 0, 0.9), job("wobbly", 1, None, diverged=True), job("plain", 0, 0.6)]
     table = report.results_table(records)
     [wobbly, plain] = table.splitlines()[2:]
-    assert wobbly.startswith("| wobbly *diverged* | cifarnet | 2 | 90.0% (1 of 2 seeds diverged) | 100.0% |")
+    assert wobbly.startswith(
+        "| wobbly *diverged* | cifarnet | 2 | 90.0% (1 of 2 seeds diverged) | 90.0% (1 of 2 seeds diverged) "
+        "[85.0–95.0%] | 100.0% |"
+    ), "the interval of the seed that did not diverge"
     assert plain.startswith("| **plain** ★ best |"), "the diverged run's better mean does not make it best"
     assert "nan" not in table.lower()
     assert report.best_run(records) == "plain" and report.hypotheses_held(records) == [False, True]
@@ -250,7 +255,7 @@ def test_every_run_diverged_means_no_best_run():
     assert (
         report.results_table(records)
         .splitlines()[2]
-        .startswith("| a *diverged* | cifarnet | 1 | *diverged* | — | — | — |")
+        .startswith("| a *diverged* | cifarnet | 1 | *diverged* | *diverged* | — | — | — |")
     )
     assert "<b" in report.verdict(records[:1]) and "diverged</b>: seed 0 diverged" in report.verdict(
         records[:1]
@@ -265,10 +270,10 @@ def test_a_sweep_with_a_diverged_value_says_so_in_its_table_and_plot(tmp_path):
     records = [job("sgd-lr0.003", 0, 0.7, sweep={**sweep, "values": {"lr": 0.003}}),
                job("sgd-lr1000000.0", 0, None, diverged=True, sweep={**sweep, "values": {"lr": 1e6}})]  # fmt: skip
     points = report.sweeps(records)["sgd"]
-    assert points[1] == ({"lr": 1e6}, [None], "sgd-lr1000000.0")
+    assert points[1] == ({"lr": 1e6}, [None], "sgd-lr1000000.0", [None])
     assert report.sweep_table(points).splitlines()[2:] == [
-        "| 0.003 | 70.0% | 1 | sgd-lr0.003 |",
-        "| 1000000.0 | *diverged* | 1 | sgd-lr1000000.0 |",
+        "| 0.003 | 70.0% ★ | 70.0% | 1 | sgd-lr0.003 |",
+        "| 1000000.0 | *diverged* | *diverged* | 1 | sgd-lr1000000.0 |",
     ]
     fig = plots.sweep([({"lr": 0.003}, 0.7)], title="sweep sgd", diverged=[{"lr": 1e6}])
     curve, lost = fig.axes[0].get_lines()

@@ -6,7 +6,7 @@ real notebooks: test_through_the_notebooks.py.)"""
 import numpy as np
 import pytest
 from builders import Elements
-from labbook import plots, report
+from labbook import markup, plots, report
 
 # Each would be live (an element, a handler, a script, a link, math, a broken table) if it
 # reached the page as markup. id="planted..." marks the elements a test looks for.
@@ -42,7 +42,7 @@ def rendered(markdown: str) -> str:
     ids=["paragraph", "heading", "bold-label", "emphasis", "table-cell"],
 )
 def test_escaped_text_renders_as_its_characters_and_nothing_else(text, context):
-    page = Elements(rendered(context.format(report.md(text))))
+    page = Elements(rendered(context.format(markup.md(text))))
     assert page.live() == []
     assert " ".join(text.split()) in " ".join("".join(page.text).split())  # shown, not dropped
     plain = Elements(rendered(context.format("plain words")))
@@ -52,13 +52,13 @@ def test_escaped_text_renders_as_its_characters_and_nothing_else(text, context):
 def test_code_font_links_and_preformatted_blocks_escape_too():
     for text in MARKUP:
         for html in (
-            rendered(report.md_code(text)),
-            rendered(report.md_link(text)),
-            report.preformatted(text),
+            rendered(markup.md_code(text)),
+            rendered(markup.md_link(text)),
+            markup.preformatted(text),
             report.image_row([]),
         ):
             assert Elements(html).live() == []
-    link = Elements(rendered(report.md_link("../logs/a b(1).ipynb")))
+    link = Elements(rendered(markup.md_link("../logs/a b(1).ipynb")))
     assert [a["href"] for t, a in link.tags if t == "a"] == ["../logs/a%20b%281%29.ipynb"]
 
 
@@ -67,7 +67,7 @@ def test_report_tables_and_verdicts_escape_run_and_class_names():
     evaluation = {"accuracy": 0.9, "macro_f1": 0.9, "top_k": 1, "top1_accuracy": 0.9, "ece": 0.1,
                   "per_class": {MARKUP[2]: {"f1": 0.9}, MARKUP[5]: {"f1": 0.8}}}  # fmt: skip
     run_metrics = {"model": "cifarnet", "parameters": {"total": 1, "trainable": 1}, "history": [{}],
-                   "train_seconds": 1.0, "images_per_s": 1.0, "device_name": MARKUP[3]}  # fmt: skip
+                   "train_seconds": 1.0, "images_per_s": 1.0, "device_name": MARKUP[3], "val_acc": 0.9}  # fmt: skip
     records = [{"name": name, "seed": 0, "evaluation": evaluation, "metrics": run_metrics,
                 "target_accuracy": 0.5, "hypothesis": MARKUP[0], "provenance": {}}]  # fmt: skip
     for markdown in (

@@ -322,7 +322,13 @@ def test_predict_shows_a_name_that_is_not_utf8_printably(tmp_path, monkeypatch, 
     assert result["skipped"] == [] and result["probabilities"].shape == (2, 10)
     csv_path, page_path = tmp_path / "predictions.csv", tmp_path / "predictions.html"
     predict.write_csv(csv_path, result)
-    choice = {"run": "a", "seed": 0, "reason": "the only one", "mean_test_acc": {"a": 0.5}}
+    choice = {
+        "run": "a",
+        "seed": 0,
+        "reason": "the only one",
+        "mean_val_acc": {"a": 0.6},
+        "mean_test_acc": {"a": 0.5},
+    }
     predict.write_html(page_path, result, choice)
     assert [row["file"] for row in predict.read_csv(csv_path)] == result["files"]
     page = page_path.read_text(encoding="utf-8")

@@ -152,10 +152,11 @@ def test_every_run_and_seed_is_in_the_tables_with_its_numbers(built):
     assert set(rows) == set(report_demo.RUNS)
     for name, group in report.by_run(records).items():
         assert rows[name][2] == str(len(report_demo.RUNS[name]["seeds"]))
-        accuracy = [r["evaluation"]["accuracy"] for r in group]
-        assert rows[name][3] == report.mean_sd(accuracy, percent=True)
-        assert rows[name][5] == report.mean_sd([r["evaluation"]["macro_f1"] for r in group])
+        assert rows[name][3] == report.mean_sd([r["metrics"]["val_acc"] for r in group], percent=True)
+        assert rows[name][4] == report.accuracy_cell(group), "test accuracy with its 95% intervals"
+        assert rows[name][6] == report.mean_sd([r["evaluation"]["macro_f1"] for r in group])
     assert "★ best" in results_table[1][0] and "★" not in results_table[2][0], "baseline beats noisy"
+    assert "[" in rows["baseline"][4] and "; seeds " in rows["baseline"][4], "two seeds: both intervals"
     seeds = ", ".join(f"{n}: {s['seeds']}" for n, s in report_demo.RUNS.items())
     assert f"seeds {seeds}" in page.text
     for record in records:
@@ -188,15 +189,23 @@ def test_appendix_links_lead_to_files_that_exist(built, demo_report):
         assert (demo_report.parent / href).resolve().is_file(), href
 
 
-def test_conclusions_state_each_verdict(built):
+def test_conclusions_state_each_verdict_and_the_runs_compared(built):
     page, _, records, _ = built
-    for name, group in report.by_run(records).items():
-        accuracy = report.mean_accuracy(group)
+    grouped = report.by_run(records)
+    for name, group in grouped.items():
+        summary = report.accuracy_intervals(group)
         target = report_demo.RUNS[name]["target_accuracy"]
-        word = "supported" if accuracy >= target else "not supported"
-        sign = "≥" if accuracy >= target else "<"
-        line = f"{name}: {report_demo.RUNS[name]['hypothesis']} → {word}: mean test accuracy {accuracy:.1%} {sign} target {target:.0%}"
-        assert line in page.text
+        # baseline: about 80% against a 10% target; noisy: about 40% against 99%
+        word = "supported" if name == "baseline" else "not supported"
+        line = (
+            f"{name}: {report_demo.RUNS[name]['hypothesis']} → {word}: test accuracy {summary['mean']:.1%} "
+            f"(95% CI {report.interval_text(summary['images'])} over test images"
+        )
+        assert line in page.text and f"against target {target:.0%}" in page.text
+    difference = report.paired(grouped["noisy"], grouped["baseline"])
+    assert f"not supported: beats baseline: {report.difference_text(difference)}" in page.text
+    compared = page.table("run − baseline", "Δ test accuracy (points)")
+    assert compared[1][0] == "noisy" and compared[1][1] == f"{difference['difference'] * 100:+.1f}"
 
 
 # ---------------------------------------------------------------- structure, analysis, secrets

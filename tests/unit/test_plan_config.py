@@ -30,6 +30,10 @@ def test_load_expands_sweeps_fills_defaults_and_lists_every_job():
     assert [(r.name, r.seed, r.run_dir) for r in records][1] == ("a", 1, "r/a/s1")
     assert records[2].sweep == {"run": "b", "values": {"lr": 0.1}}
     assert records[0].train_files()["metrics"].as_posix() == f"r/a/s0/{files.RUN['metrics']}"
+    claims = {"baseline": "b-lr0.1", "runs": {"a": {"beats": "b-lr0.1"}, "b": {"sweep": {"lr": [0.1, 0.01]}}}}
+    records = load(tiny_config(**claims)).job_records("r/{run}/s{seed}", "r/{run}/s{seed}/a")
+    assert records[0].beats == {"run": "b-lr0.1", "margin": 0.0}
+    assert [r.name for r in records if r.baseline] == ["b-lr0.1"]
 
 
 @pytest.mark.parametrize(
@@ -42,6 +46,13 @@ def test_load_expands_sweeps_fills_defaults_and_lists_every_job():
         ({"runs": {"a": {"sweep": {"epochs": [0]}}}}, r"runs\.a-epochs0\.epochs=0: must be ≥ 1"),
         ({"dataset": {"name": "d", "kind": "demo", "colour": 1}}, "does not take \\['colour'\\]"),
         ({"dataset": {"name": "d", "kind": "tapes"}}, "dataset kind 'tapes' unknown"),
+        ({"baseline": "c"}, r"^baseline: 'c' is not a run of this config \(runs: cifarnet, vgg16\)"),
+        ({"runs": {"a": {"beats": "b"}}}, r"^runs\.a\.beats: 'b' is not a run"),
+        ({"runs": {"a": {"beats": {"run": "a"}}}}, r"^runs\.a\.beats: a run cannot claim to beat itself"),
+        (
+            {"dataset": {"kind": "demo", "train_size": 50, "val_size": 50}},
+            r"^dataset\.val_size: 50 validation",
+        ),
     ],
 )
 def test_load_stops_a_bad_config_naming_the_key(changes, message):
@@ -81,7 +92,7 @@ def load_toy(options: dict, threads: int = 1) -> Loaded:
 def toy_kind():
     kind = Kind(
         name="toy",
-        defaults={"images": 10, "image_size": 8},
+        defaults={"images": 10, "image_size": 8, "val_size": 2, "seed": 0},
         size=lambda o: (o["images"], 4, o["image_size"]),
         fingerprint=lambda o, digests: settings_hash(o),
         loader="test_plan_config:load_toy",
@@ -103,5 +114,9 @@ def test_a_new_dataset_kind_is_its_module_alone(toy_kind, tmp_path):
         load(tiny_config(dataset=spec))
     manifest = prepare.prepare(spec, tmp_path)
     assert manifest["classes"] == ["dark", "light"] and manifest["source"]["kind"] == "toy"
-    assert manifest["counts"] == {"train": {"dark": 6, "light": 6}, "test": {"dark": 2, "light": 2}}
+    assert manifest["counts"] == {
+        "train": {"dark": 5, "light": 5},
+        "val": {"dark": 1, "light": 1},
+        "test": {"dark": 2, "light": 2},
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files.DATA.values())

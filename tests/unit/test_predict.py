@@ -137,7 +137,7 @@ def test_predicting_the_test_split_files_gives_the_training_steps_top1(resize, t
     result = predict.predict(run_dir, paths, batch_size=16, device="cpu", top_k=2)
 
     # The training step's test images, in its own order, without the file it skipped.
-    _, _, test_files, _ = imagefolder.plan_splits(root, 0.1, 0)
+    test_files = imagefolder.plan_splits(root, 0.1, 0)[2]
     readable = [str(path) for path, _ in test_files if path.name != "broken.jpg"]
     with np.load(run_dir / "predictions.npz") as npz:
         trained_top1 = dict(zip(readable, npz["logits"].argmax(1), strict=True))
@@ -195,18 +195,25 @@ def test_nothing_readable_is_an_error_naming_the_files(demo_run, tmp_path):
         predict.predict(demo_run, [tmp_path / "x.png"], device="cpu")
 
 
-def test_best_run_is_the_best_mean_over_seeds_and_its_best_seed(tmp_path):
-    accuracies = {("wide", 0): 0.95, ("wide", 1): 0.55, ("steady", 0): 0.80, ("steady", 1): 0.82}
+def test_best_run_is_the_best_mean_validation_accuracy_and_its_best_seed_never_test(tmp_path):
+    # (validation, test) accuracy: test would choose wide (mean 0.90) and its seed 0
+    accuracies = {
+        ("wide", 0): (0.95, 0.97),
+        ("wide", 1): (0.55, 0.83),
+        ("steady", 0): (0.80, 0.79),
+        ("steady", 1): (0.82, 0.78),
+    }
     candidates = []
-    for (run, seed), acc in accuracies.items():
+    for (run, seed), (val, test) in accuracies.items():
         folder = tmp_path / run / f"seed{seed}"
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"test_acc": acc}))
+        (folder / "metrics.json").write_text(json.dumps({"val_acc": val, "test_acc": test}))
         candidates.append({"run": run, "seed": seed, "dir": str(folder)})
     best = predict.choose_run(candidates)
-    assert (best["run"], best["seed"]) == ("steady", 1)  # mean 0.81 beats 0.75, despite 0.95
-    assert best["mean_test_acc"] == pytest.approx({"wide": 0.75, "steady": 0.81})
-    assert "best mean test accuracy (0.8100)" in best["reason"]
+    assert (best["run"], best["seed"]) == ("steady", 1)  # validation mean 0.81 beats 0.75, despite 0.95
+    assert best["mean_val_acc"] == pytest.approx({"wide": 0.75, "steady": 0.81})
+    assert best["mean_test_acc"] == pytest.approx({"wide": 0.90, "steady": 0.785})
+    assert "best mean validation accuracy (0.8100)" in best["reason"]
     named = predict.choose_run(candidates, "wide")
     assert (named["run"], named["seed"], named["dir"]) == ("wide", 0, str(tmp_path / "wide" / "seed0"))
     with pytest.raises(ValueError, match="'narrow' is not among the trained runs"):

@@ -7,29 +7,40 @@ import base64
 import json
 
 import numpy as np
-import pytest
 from builders import Elements
-from labbook import models, provenance, report
+from labbook import markup, models, provenance, report, stats
 from labbook.plan import files
 from labbook.plan.record import JobRecord
 
+IMAGES = 1000  # a fabricated run's test images
 
-def record(name, seed, accuracy, target=None, hypothesis="", f1=None, **evaluation):
-    """A run as report.load_runs returns it: its metrics, its evaluation (per-class F1 from f1,
-    else class a's equal to the accuracy; more keys from evaluation) and its step provenance."""
+
+def right_on(count: int, first: int = 0) -> np.ndarray:
+    """Per-image correctness of IMAGES test images: right on `count` of them from `first` on."""
+    correct = np.zeros(IMAGES, bool)
+    correct[first : first + count] = True
+    return correct
+
+
+def record(name, seed, accuracy, target=None, hypothesis="", f1=None, val=None, correct=None, **evaluation):
+    """A run as report.load_runs returns it: its metrics (validation accuracy val, default the
+    test accuracy), its evaluation (per-class F1 from f1, else class a's equal to the accuracy;
+    more keys from evaluation), its per-image test correctness (default: right on the first
+    accuracy × IMAGES images) and its step provenance."""
     per_class = {c: {"f1": v} for c, v in (f1 or {"a": accuracy}).items()}
+    correct = right_on(round(accuracy * IMAGES)) if correct is None else correct
     return {"name": name, "seed": seed, "target_accuracy": target, "hypothesis": hypothesis,
             "metrics": {"model": "cifarnet", "device_name": f"GPU {seed}", "parameters": {"total": 1234, "trainable": 34},
-                        "history": [{}, {}], "train_seconds": 10.0 + seed, "images_per_s": 1000.0 * (seed + 1)},
+                        "history": [{}, {}], "train_seconds": 10.0 + seed, "images_per_s": 1000.0 * (seed + 1),
+                        "val_acc": accuracy if val is None else val},
             "evaluation": {"accuracy": accuracy, "macro_f1": accuracy / 2, "per_class": per_class, **evaluation},
+            "correct": correct,
             "provenance": {"config": {"options": {"lr": seed}}}, "analysis_provenance": {"manifest_sha256": f"{seed}" * 20}}  # fmt: skip
 
 
-RECORDS = [
-    record("a", 0, 0.80, 0.75, "A learns."),
-    record("a", 1, 0.90, 0.75, "A learns."),
-    record("b", 0, 0.5, 0.9),
-]
+def exact(accuracy: float) -> str:
+    """The exact 95% interval over IMAGES test images, as the report writes it."""
+    return report.interval_text(stats.accuracy_interval(round(accuracy * IMAGES), IMAGES))
 
 
 def test_load_runs_reads_each_file_it_is_given(tmp_path):
@@ -65,31 +76,32 @@ def test_mean_sd_of_a_missing_number_says_nan():
 
 
 def test_results_table_cell_by_cell():
-    records = [record("a", 0, 0.5, top_k=2, top2_accuracy=0.75, ece=0.125),
-               record("a", 1, 0.7, top_k=2, top2_accuracy=0.85, ece=0.075)]  # fmt: skip
+    records = [record("a", 0, 0.5, val=0.6, top_k=2, top2_accuracy=0.75, ece=0.125),
+               record("a", 1, 0.7, val=0.8, top_k=2, top2_accuracy=0.85, ece=0.075)]  # fmt: skip
     lines = report.results_table(records).splitlines()
-    assert lines[0] == ("| run | model | seeds | test accuracy | top-2 | macro F1 | ECE | parameters | epochs "
-                        "| train s | images/s | device |")  # fmt: skip
-    assert lines[2] == ("| a | cifarnet | 2 | 60.0 ± 14.1% | 80.0 ± 7.1% | 0.3000 ± 0.0707 | 0.1000 ± 0.0354 "
-                        "| 1,234 (34 trained) | 2 | 10.5 | 1,500 | GPU 0, GPU 1 |")  # fmt: skip
+    assert lines[0] == ("| run | model | seeds | val accuracy (chooses) | test accuracy [95% CI] | top-2 | macro F1 "
+                        "| ECE | parameters | epochs | train s | images/s | device |")  # fmt: skip
+    over_images = report.interval_text(stats.images_interval(np.stack([r["correct"] for r in records])))
+    seeds = stats.seeds_summary([0.5, 0.7])
+    over_seeds = report.interval_text((seeds["low"], seeds["high"]))
+    assert lines[2] == (f"| a | cifarnet | 2 | 70.0 ± 14.1% | 60.0 ± 14.1% [{over_images}; seeds {over_seeds}] "
+                        "| 80.0 ± 7.1% | 0.3000 ± 0.0707 | 0.1000 ± 0.0354 | 1,234 (34 trained) | 2 | 10.5 | 1,500 "
+                        "| GPU 0, GPU 1 |")  # fmt: skip
     assert len(lines) == 3, "one run: one row, and nothing marked best"
 
 
 def test_results_table_without_top_k_or_ece_says_nan():
     lines = report.results_table([record("old", 0, 0.5), record("new", 0, 0.9)]).splitlines()
     assert "| top-3 |" in lines[0]
-    assert lines[2].startswith("| old | cifarnet | 1 | 50.0% | nan% | 0.2500 | nan |")
+    assert lines[2].startswith(f"| old | cifarnet | 1 | 50.0% | 50.0% [{exact(0.5)}] | nan% | 0.2500 | nan |")
     assert lines[3].startswith("| **new** ★ best |")
-    assert (
-        report.results_table([]).splitlines()[0].startswith("| run | model | seeds | test accuracy | top-3 |")
-    )
 
 
 def test_results_table_of_one_record_reads_top_k_as_three_when_unsaid():
     older = record("a", 0, 0.5, top3_accuracy=0.75, ece=0.25)  # written before top_k was recorded
     lines = report.results_table([older]).splitlines()
     assert "| top-3 |" in lines[0] and lines[2].startswith(
-        "| a | cifarnet | 1 | 50.0% | 75.0% | 0.2500 | 0.2500 |"
+        f"| a | cifarnet | 1 | 50.0% | 50.0% [{exact(0.5)}] | 75.0% | 0.2500 | 0.2500 |"
     )
 
 
@@ -97,42 +109,95 @@ def test_best_run_of_nothing_is_none():
     assert report.best_run([]) is None
 
 
+def test_the_best_run_is_chosen_on_validation_where_validation_and_test_disagree():
+    records = [record("lucky", 0, 0.95, val=0.70), record("sound", 0, 0.80, val=0.85)]
+    assert report.best_run(records) == "sound"
+    assert report.headline(records).startswith(
+        f"**Best run: sound** (chosen on validation accuracy, 85.0%) with test accuracy 80.0% (95% CI {exact(0.8)}"
+    )
+    assert "**sound** ★ best" in report.results_table(records)
+
+
 # ---------------------------------------------------------------- verdicts and the headline
-def test_verdicts_check_each_hypothesis_against_its_target():
-    lines = report.verdicts(RECORDS)
+def test_a_target_is_supported_not_supported_or_inconclusive_by_its_interval():
+    records = [record("a", 0, 0.85, 0.75, "A learns."), record("b", 0, 0.5, 0.9), record("c", 0, 0.76, 0.75)]
+    lines = report.verdicts(records)
     assert lines[0].startswith(
-        f"- **a**: _A learns._ → {report.SUPPORTED}: mean test accuracy 85.0% ≥ target 75%"
+        f"- **a**: _A learns._ → {report.SUPPORTED}: test accuracy 85.0% (95% CI {exact(0.85)} over test images; "
+        "1 seed) against target 75%"
     )
-    assert "2 seeds" in lines[0]
-    assert f"{report.NOT_SUPPORTED}: mean test accuracy 50.0% < target 90%" in lines[1]
-    assert report.headline(RECORDS).startswith("**Best run: a**")
-    assert "1 of 2 run hypotheses supported" in report.headline(RECORDS)
+    assert lines[1].endswith(f"{report.NOT_SUPPORTED}: test accuracy 50.0% (95% CI {exact(0.5)} over test images; "
+                             "1 seed) against target 90%")  # fmt: skip
+    assert f"{report.INCONCLUSIVE}: test accuracy 76.0% (95% CI {exact(0.76)}" in lines[2], (
+        "74.3% < 75% < 78.6%"
+    )
+    assert report.hypotheses_held(records) == [True, False, False]
+    assert "1 of 3 claims supported by their 95% intervals" in report.headline(records)
 
 
-@pytest.mark.parametrize(
-    "accuracies, target, supported",
-    [([0.75], 0.75, True), ([0.5, 1.0], 0.75, True), ([0.7499], 0.75, False), ([0.7501], 0.75, True),
-     ([0.0], 0.0, True), ([1.0], 1.0, True)],
-)  # fmt: skip
-def test_a_verdict_is_supported_exactly_from_the_target_on(accuracies, target, supported):
-    group = [record("r", seed, a, target) for seed, a in enumerate(accuracies)]
+def test_with_several_seeds_both_intervals_must_clear_the_target():
+    # over images the mean clears 80% easily, but three seeds this far apart leave it open
+    group = [record("r", seed, a, 0.8) for seed, a in enumerate([0.83, 0.95, 0.88])]
     line = report.verdict(group)
-    assert (report.SUPPORTED in line) is supported and (report.NOT_SUPPORTED in line) is not supported
-    assert report.headline(group).endswith(
-        f" {int(supported)} of 1 run hypotheses supported by their target accuracy."
+    assert report.INCONCLUSIVE in line and "over seeds" in line and "3 seeds" in line
+    steady = [record("r", seed, a, 0.8) for seed, a in enumerate([0.90, 0.91, 0.90])]
+    assert report.SUPPORTED in report.verdict(steady)
+
+
+def test_a_beats_claim_is_judged_on_the_paired_interval_against_its_margin():
+    # b is right on images 0-799, a on 0-849: a is right on 50 more, never worse
+    a = record("a", 0, 0.85)
+    b = record("b", 0, 0.80)
+    grouped = {"a": [a], "b": [b]}
+    for margin, outcome in [
+        (0.0, report.SUPPORTED),
+        (0.04, report.INCONCLUSIVE),
+        (0.1, report.NOT_SUPPORTED),
+    ]:
+        a["beats"] = {"run": "b", "margin": margin}
+        line = report.verdict([a], grouped)
+        assert f"{outcome}: beats b" in line, (margin, line)
+    paired = stats.paired_difference(a["correct"], b["correct"])
+    assert "+5.0 points (paired 95% CI" in line and f"McNemar p = {paired['mcnemar_p']:.2g}" in line
+    b["correct"] = right_on(799)[:999]  # another test set
+    a["beats"] = {"run": "b", "margin": 0.0}
+    assert (
+        f"{report.INCONCLUSIVE}: beats b: no paired comparison (not the same test images)"
+        in report.verdict([a], grouped)
     )
+
+
+def test_the_paired_table_compares_every_run_with_the_baseline_by_hand():
+    records = [
+        record("base", 0, 0.80),
+        record("more", 0, 0.85),
+        record("shifted", 0, 0.80, correct=right_on(800, 100)),
+    ]
+    records[0]["baseline"] = True
+    lines = report.paired_table(records).splitlines()
+    assert lines[0].startswith("| run − base | Δ test accuracy (points) | paired 95% CI (images) |")
+    more = stats.paired_difference(records[1]["correct"], records[0]["correct"])
+    assert lines[2] == (f"| more | +5.0 | {more['low'] * 100:+.1f} to {more['high'] * 100:+.1f} | — "
+                        f"| {more['mcnemar_p']:.2g} | 50 / 0 |")  # fmt: skip
+    # the same accuracy, right on different images: 100 images each way, p = 1
+    assert lines[3].startswith("| shifted | +0.0 |") and lines[3].endswith("| 1 | 100 / 100 |")
+    assert report.paired_table(records[:1]) == ""
 
 
 def test_no_target_gives_no_verdict_and_no_count():
     group = [record("r", 0, 0.4)]
-    assert report.verdict(group) == "- **r**: no target set; mean test accuracy 40.0% (1 seed)"
-    assert "hypotheses" not in report.headline(group)
+    assert report.verdict(group) == "- **r**: no claim made; mean test accuracy 40.0% (1 seed)"
+    assert "claims" not in report.headline(group)
 
 
 def test_headline_counts_runs_and_says_when_there_are_none():
     assert report.headline([]) == "No runs were given."
     one = report.headline([record("a", 0, 0.5), record("a", 1, 0.7)])
-    assert one == "**Best run: a** with test accuracy 60.0 ± 14.1% (macro F1 0.3000 ± 0.0707) of 1 run."
+    over_images = report.interval_text(stats.images_interval(np.stack([right_on(500), right_on(700)])))
+    assert one == (
+        "**Best run: a** (chosen on validation accuracy, 60.0%) with test accuracy 60.0 ± 14.1% "
+        f"(95% CI {over_images}; macro F1 0.3000 ± 0.0707) of 1 run."
+    )
     two = report.headline([record("a", 0, 0.5), record("b", 0, 0.7)])
     assert two.endswith(" of 2 runs.")
 
@@ -154,28 +219,27 @@ def test_per_class_f1_table_by_hand():
     assert report.per_class_f1_table([]) == ""
 
 
-def test_sweeps_group_expanded_runs_by_their_sweep():
+def test_sweeps_group_expanded_runs_by_their_sweep_and_choose_on_validation():
     records = [
-        record("lr=0.1", 0, 0.5),
-        record("lr=0.1", 1, 0.7),
-        record("lr=0.2", 0, 0.9),
+        record("lr=0.1", 0, 0.5, val=0.6),
+        record("lr=0.1", 1, 0.7, val=0.8),
+        record("lr=0.2", 0, 0.9, val=0.65),
         record("plain", 0, 0.4),
     ]
     for r in records[:2]:
         r["sweep"] = {"run": "lr", "values": {"lr": 0.1}}
     records[2]["sweep"] = {"run": "lr", "values": {"lr": 0.2}}
     found = report.sweeps(records)
-    assert found == {"lr": [({"lr": 0.1}, [0.5, 0.7], "lr=0.1"), ({"lr": 0.2}, [0.9], "lr=0.2")]}
+    assert found == {
+        "lr": [({"lr": 0.1}, [0.5, 0.7], "lr=0.1", [0.6, 0.8]), ({"lr": 0.2}, [0.9], "lr=0.2", [0.65])]
+    }
     assert report.sweep_table(found["lr"]).splitlines() == [
-        "| lr | test accuracy | seeds | run |",
-        "|---|---|---|---|",
-        "| 0.1 | 60.0 ± 14.1% | 2 | lr=0.1 |",
-        "| 0.2 | 90.0% | 1 | lr=0.2 |",
+        "| lr | val accuracy (chooses ★) | test accuracy | seeds | run |",
+        "|---|---|---|---|---|",
+        "| 0.1 | 70.0 ± 14.1% ★ | 60.0 ± 14.1% | 2 | lr=0.1 |",  # 70% on validation beats 65%, not 90% on test
+        "| 0.2 | 65.0% | 90.0% | 1 | lr=0.2 |",
     ]
     assert report.sweeps([record("plain", 0, 0.4)]) == {}
-    assert (
-        report.sweep_table([({"lr": 0.3}, [0.5], "lr=0.3")]).splitlines()[2] == "| 0.3 | 50.0% | 1 | lr=0.3 |"
-    )
 
 
 def test_the_reports_model_table_shows_normalization_input_size_precision_and_warnings():
@@ -256,8 +320,8 @@ def test_short_cuts_strings_and_marks_missing_values():
 
 
 def test_md_shows_markup_characters_as_themselves_and_joins_lines():
-    assert report.md("a|b *c*\r\nd") == "a&#124;b &#42;c&#42;  d"
-    assert report.md("<b>") == "&#60;b&#62;" and report.md(3) == "3"
+    assert markup.md("a|b *c*\r\nd") == "a&#124;b &#42;c&#42;  d"
+    assert markup.md("<b>") == "&#60;b&#62;" and markup.md(3) == "3"
 
 
 def test_image_row_is_exactly_one_div_of_images(tmp_path):

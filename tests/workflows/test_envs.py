@@ -26,7 +26,12 @@ ENVS = sorted((REPO / "envs").glob("*.yaml"))
 # conda-forge package names where PyPI's differ; the rest are the same on both.
 CONDA_TO_PYPI = {"pytorch": "torch", "matplotlib-base": "matplotlib", "nbconvert-core": "nbconvert"}
 # Modules a declared package brings along by design (its own dependency), not to be declared twice.
-COMES_WITH = {"IPython": "ipykernel", "nbformat": "papermill"}
+COMES_WITH = {
+    "IPython": "ipykernel",
+    "nbformat": "papermill",
+    "jupyter_client": "papermill",
+    "scipy": "scikit-learn",
+}
 # Imports inside these functions are needed only by the steps listed, which call them.
 CALLED_ONLY_BY = {
     ("labbook.provenance", "torch_environment"): {"train"},  # provenance.collect(with_torch=True)

@@ -47,10 +47,15 @@ def check_config(config: dict, memory: int | None = None, image_count: int | Non
             f"analysis.top_k: {top_k} is more than the dataset's {classes} classes "
             f"(top-{top_k} accuracy would be 100% by definition); set it to {classes} or less"
         )
-    size = spec.get("image_size")
-    if size and image_count is None:
+    size, val_size = spec.get("image_size"), datasets.options(spec).get("val_size")
+    if (size and image_count is None) or isinstance(val_size, int):
         train, test, _ = datasets.size(spec)
-        image_count = train + test
+        image_count = train + test if image_count is None else image_count
+        if isinstance(val_size, int) and 0 < train <= val_size:
+            raise ValueError(
+                f"dataset.val_size: {val_size} validation images cannot come from {train} training "
+                "images; give fewer (or a fraction such as 0.1)"
+            )
     count = image_count if size else None
     memory = memory or memory_bytes()
     if count and memory and count * size * size * 3 > MEMORY_SHARE * memory:
@@ -98,3 +103,29 @@ def check_run_options(run: str, options) -> None:
         )
     if looks_like_path(options.weights) and not os.path.isfile(options.weights):
         raise ValueError(f"runs.{run}.weights: {options.weights} is not a file")
+
+
+def claim_of(beats) -> dict | None:
+    """A run's `beats:` as {"run", "margin"}: a run name alone claims any margin above 0."""
+    if beats is None:
+        return None
+    return {"run": beats, "margin": 0.0} if isinstance(beats, str) else {"margin": 0.0, **beats}
+
+
+def check_comparisons(config: dict, expanded: dict) -> None:
+    """`baseline:` and every run's `beats:` name a run of this config (a sweep's combinations by
+    their expanded names), and no run claims to beat itself."""
+    names = ", ".join(expanded)
+    baseline = config.get("baseline")
+    if baseline is not None and baseline not in expanded:
+        raise ValueError(f"baseline: {baseline!r} is not a run of this config (runs: {names})")
+    for run, spec in expanded.items():
+        claim = claim_of(spec.get("beats"))
+        if claim is None:
+            continue
+        if claim["run"] not in expanded:
+            raise ValueError(
+                f"runs.{run}.beats: {claim['run']!r} is not a run of this config (runs: {names})"
+            )
+        if claim["run"] == run:
+            raise ValueError(f"runs.{run}.beats: a run cannot claim to beat itself")

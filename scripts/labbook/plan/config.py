@@ -72,6 +72,8 @@ class Plan:
                 target_accuracy=self.runs[run].get("target_accuracy"),
                 hypothesis=self.runs[run].get("hypothesis", ""),
                 sweep=self.sweeps.get(run),
+                beats=checks.claim_of(self.runs[run].get("beats")),
+                baseline=run == self.config.get("baseline"),
             )
             for run, seed in self.jobs
         ]
@@ -119,6 +121,7 @@ def load(config: dict, validate=no_schema, config_dir=".", check_model=None) -> 
     expanded, sweeps = runs.expand_runs(config["runs"])
     checks.check_run_names(config["runs"], checks.CONFIG_RUN_NAME_LENGTH)
     checks.check_run_names(expanded)
+    checks.check_comparisons(config, expanded)
     # a swept key that is no training option, or a value of the wrong type, stops here naming it
     validate({**config, "runs": expanded})
     datasets.options(config["dataset"])  # unknown or missing dataset options

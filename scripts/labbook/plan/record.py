@@ -17,6 +17,8 @@ class JobRecord:
     target_accuracy: float | None = None
     hypothesis: str = ""
     sweep: dict | None = None  # {"run": the config's run, "values": {option: value}}
+    beats: dict | None = None  # {"run": another run, "margin": fraction}: a claim the report checks
+    baseline: bool = False  # the run the report compares every other run with (config `baseline`)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,7 +6,7 @@ import re
 
 # Keys of a run that are not training options (runtime and mem_mb: what its jobs ask a cluster
 # for, see limits.py; not training parameters, so changing them reruns no training).
-RUN_KEYS = ("seeds", "target_accuracy", "hypothesis", "description", "sweep", "runtime", "mem_mb")
+RUN_KEYS = ("seeds", "target_accuracy", "beats", "hypothesis", "description", "sweep", "runtime", "mem_mb")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 DEFAULT_SEEDS = [0]
 
