@@ -303,7 +303,7 @@ code {{ font-size: .9em; }}
 <table id="experiments">
 <thead><tr><th>experiment</th><th>title</th><th>last run (UTC)</th><th>git commit</th>
 <th>dataset</th><th>runs × seeds</th><th>best run (chosen on validation)</th><th>its test accuracy</th>
-<th>hypotheses held</th></tr></thead>
+<th>claims supported</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>

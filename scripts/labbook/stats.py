@@ -134,9 +134,15 @@ def bootstrap_mean_differences(per_image, resamples: int, seed: int = 0) -> np.n
     correctness differences), not by the number of images."""
     per_image = np.asarray(per_image, dtype=float)
     values, counts = np.unique(per_image, return_counts=True)
+    # Drawn in one orientation of the values or their negatives, whichever sorts first, so that
+    # B − A's resamples are exactly minus A − B's and the two intervals mirror each other.
+    negated = (-values[::-1], counts[::-1])
+    sign = -1.0 if [*zip(*negated, strict=True)] < [*zip(values, counts, strict=True)] else 1.0
+    if sign < 0:
+        values, counts = negated
     images = len(per_image)
     drawn = np.random.default_rng(seed).multinomial(images, counts / images, size=resamples)
-    return drawn @ values / images
+    return sign * (drawn @ values) / images
 
 
 def paired_difference(correct_a, correct_b, resamples: int = 10000, seed: int = 0) -> dict:

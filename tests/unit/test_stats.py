@@ -214,3 +214,14 @@ def test_images_interval_is_exact_for_one_seed_and_bootstrapped_over_images_for_
     low, high = stats.images_interval(seeds)
     brute = [seeds[:, rng.integers(0, 400, 400)].mean() for _ in range(2000)]
     assert (low, high) == pytest.approx(np.percentile(brute, [2.5, 97.5]), abs=0.01)
+
+
+def test_b_minus_a_is_exactly_minus_a_minus_b():
+    rng = np.random.default_rng(4)
+    a, b = rng.random((2, 500)) < 0.8, rng.random((2, 500)) < 0.7
+    forward, backward = stats.paired_difference(a, b), stats.paired_difference(b, a)
+    assert (backward["low"], backward["high"]) == (-forward["high"], -forward["low"])
+    assert (backward["seeds_low"], backward["seeds_high"]) == pytest.approx(
+        (-forward["seeds_high"], -forward["seeds_low"])
+    )
+    assert (backward["a_only"], backward["mcnemar_p"]) == (forward["b_only"], forward["mcnemar_p"])

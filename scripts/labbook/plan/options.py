@@ -183,7 +183,10 @@ class PredictOptions(Options):
     images: object = option(
         None, "a folder of images (searched at any depth), or a list of files and folders"
     )
-    run: str = option("best", "a run name, a sweep's name, or `best`: the best run of them all")
+    run: str = option(
+        "best",
+        "a run name, a sweep's name, or `best`: the best run of them all on validation accuracy (then its best seed)",
+    )
     top_k: int = option(5, "classes listed per image", minimum=1)
     batch_size: int = option(256, "images per forward pass", minimum=1)
     device: str = option(
