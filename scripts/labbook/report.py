@@ -184,11 +184,9 @@ def accuracy_intervals(group: list) -> dict:
     return {"mean": seeds["mean"], "sd": seeds["sd"], "images": images, "seeds": over_seeds}
 
 
-def interval_text(interval, percent: bool = True) -> str:
-    if interval is None:
-        return "—"
-    scale, unit = (100, "%") if percent else (1, "")
-    return f"{interval[0] * scale:.1f}–{interval[1] * scale:.1f}{unit}"
+def interval_text(interval) -> str:
+    """An accuracy interval as percentages, 87.3–91.2%; "—" for none."""
+    return "—" if interval is None else f"{interval[0]:.1%}–{interval[1]:.1%}".replace("%–", "–")
 
 
 def accuracy_cell(group: list) -> str:
@@ -242,7 +240,8 @@ def results_table(records: list) -> str:
 
 def model_table(records: list) -> str:
     """One row per run: the model, its weights, what was trained, how its inputs were normalized
-    and sized, and the precision it ran in (⚠ with the run's warnings, e.g. bf16 on a CPU)."""
+    and sized, and the precision it ran in (", compiled" when trained through torch.compile; ⚠ with the
+    run's warnings, e.g. bf16 on a CPU)."""
     rows = []
     for name, group in by_run(records).items():
         m = group[0]["metrics"]
@@ -264,7 +263,7 @@ def model_table(records: list) -> str:
                 inputs.get("input_size", "—"),
                 f"{o['optimizer']} lr {o['lr']}, {o['schedule']}",
                 o["batch_size"],
-                precision + "".join(f" ⚠ {w}" for w in warnings),
+                precision + ", compiled" * bool(m.get("compiled")) + "".join(f" ⚠ {w}" for w in warnings),
             ]
         )
     header = ["run", "model", "weights", "trainable", "parameters", "trained", "normalization",
@@ -381,16 +380,19 @@ def beats_claim(group: list, grouped: dict) -> tuple[str, str] | None:
     return stats.verdict(intervals, margin), words
 
 
+def points_interval(low, high) -> str:
+    """A difference's interval in percentage points, +14.6 to +20.6; "—" for none."""
+    return "—" if low is None else f"{low * 100:+.1f} to {high * 100:+.1f}"
+
+
 def difference_text(difference: dict) -> str:
-    points = f"{difference['difference'] * 100:+.1f} points"
-    seeds = (
-        f", {difference['seeds_low'] * 100:+.1f} to {difference['seeds_high'] * 100:+.1f} over seeds"
-        if difference["seeds_low"] is not None
-        else ""
-    )
+    """A paired difference in words: points, its intervals, McNemar's p."""
+    seeds = points_interval(difference["seeds_low"], difference["seeds_high"])
     return (
-        f"{points} (paired 95% CI {difference['low'] * 100:+.1f} to {difference['high'] * 100:+.1f} over "
-        f"test images{seeds}; McNemar p = {difference['mcnemar_p']:.2g})"
+        f"{difference['difference'] * 100:+.1f} points (paired 95% CI "
+        f"{points_interval(difference['low'], difference['high'])} over test images"
+        + (f", {seeds} over seeds" if difference["seeds_low"] is not None else "")
+        + f"; McNemar p = {difference['mcnemar_p']:.2g})"
     )
 
 
@@ -457,17 +459,12 @@ def paired_table(records: list) -> str:
         if difference is None:
             rows.append([md(name), "—", "not the same test images: no paired comparison", "—", "—", "—"])
             continue
-        seeds = (
-            f"{difference['seeds_low'] * 100:+.1f} to {difference['seeds_high'] * 100:+.1f}"
-            if difference["seeds_low"] is not None
-            else "—"
-        )
         rows.append(
             [
                 md(name),
                 f"{difference['difference'] * 100:+.1f}",
-                f"{difference['low'] * 100:+.1f} to {difference['high'] * 100:+.1f}",
-                seeds,
+                points_interval(difference["low"], difference["high"]),
+                points_interval(difference["seeds_low"], difference["seeds_high"]),
                 f"{difference['mcnemar_p']:.2g}",
                 f"{difference['a_only']:g} / {difference['b_only']:g}",
             ]

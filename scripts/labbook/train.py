@@ -86,6 +86,56 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     return x * (~inside)[:, None].to(x.dtype)
 
 
+def resized_crop_boxes(n: int, height: int, width: int, scale, ratio, gen: torch.Generator) -> torch.Tensor:
+    """n boxes (top, left, height, width) in whole pixels, each drawn as torchvision's
+    RandomResizedCrop draws one: up to 10 tries of an area in scale × the image's and an aspect
+    ratio (width/height) log-uniform in ratio, the first that fits inside the image, at a uniform
+    position; when none fits, a centre crop of the image's own aspect ratio clamped to ratio. All
+    tries of all images are drawn at once: a batch takes the same number of draws whatever fits."""
+    tries = 10
+    area = torch.empty(n, tries, dtype=torch.float64).uniform_(scale[0], scale[1], generator=gen)
+    area *= height * width
+    log_ratio = torch.empty(n, tries, dtype=torch.float64)
+    aspect = log_ratio.uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen).exp()
+    w, h = (area * aspect).sqrt().round(), (area / aspect).sqrt().round()
+    fits = (0 < w) & (w <= width) & (0 < h) & (h <= height)
+    first = fits.int().argmax(1)  # the first try that fits (argmax: the first of equal maxima)
+    found, rows = fits.any(1), torch.arange(n)
+    # The fallback: the whole image where its aspect ratio is within ratio, else the widest or
+    # tallest box of the nearer bound.
+    fallback_w, fallback_h = width, height
+    if width / height < ratio[0]:
+        fallback_h = round(width / ratio[0])
+    elif width / height > ratio[1]:
+        fallback_w = round(height * ratio[1])
+    w = torch.where(found, w[rows, first], float(fallback_w))
+    h = torch.where(found, h[rows, first], float(fallback_h))
+    at = torch.rand(2, n, dtype=torch.float64, generator=gen)  # uniform over the positions that fit
+    top = torch.where(found, (at[0] * (height - h + 1)).floor().clamp(max=height - h), (height - h) // 2)
+    left = torch.where(found, (at[1] * (width - w + 1)).floor().clamp(max=width - w), (width - w) // 2)
+    return torch.stack([top, left, h, w], 1).long()
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Each image's box (top, left, height, width in pixels) resized bilinearly to size×size, the
+    whole batch in one sampling pass: an affine grid per image maps the output's pixel centres onto
+    its box (align_corners=False, as F.interpolate; no antialiasing, as the input_size resize)."""
+    n, c, height, width = x.shape
+    top, left, h, w = boxes.cpu().double().unbind(1)
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)  # output [-1, 1]² → input [-1, 1]²
+    theta[:, 0, 0], theta[:, 0, 2] = w / width, (2 * left + w) / width - 1
+    theta[:, 1, 1], theta[:, 1, 2] = h / height, (2 * top + h) / height - 1
+    theta = theta.to(x.device, x.dtype)  # computed in float64 on the CPU (MPS has no float64)
+    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def random_resized_crop(x: torch.Tensor, size: int, scale, ratio, gen: torch.Generator) -> torch.Tensor:
+    """Per image, a random box (resized_crop_boxes) resized to size×size (RandomResizedCrop)."""
+    boxes = resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], scale, ratio, gen)
+    return resized_crop(x, boxes, size)
+
+
 class DeviceData:
     """One split as uint8 N×C×H×W on the device; batches come out as normalized floats."""
 
@@ -103,6 +153,9 @@ class DeviceData:
         """Images index → float batch; augmented when opts and gen are given (training)."""
         x = self.images[index].float().div_(255)
         if opts is not None:
+            if opts.crop_scale:  # at the input size from here on: the resize below has nothing to do
+                size, ratio = self.input_size or x.shape[-1], (1 / opts.crop_ratio, opts.crop_ratio)
+                x = random_resized_crop(x, size, (opts.crop_scale, 1.0), ratio, gen)
             x = random_crop(x, opts.crop_padding, gen)
             if opts.flip:
                 x = random_flip(x, gen)
@@ -140,6 +193,14 @@ def build_network(opts: TrainOptions, num_classes: int, device: torch.device) ->
     model = models.build(opts.model, num_classes, opts.weights, opts.trainable, opts.model_args)
     model = model.to(device)
     return model.to(memory_format=torch.channels_last) if opts.channels_last else model
+
+
+def compiled(model: nn.Module, opts: TrainOptions) -> nn.Module:
+    """What a training step calls: the model itself, or with `compile` torch.compile's wrapper of
+    it (the same parameters; compiled at its first call, again for a last, smaller batch: static
+    shapes). The model itself stays what is saved, evaluated and exported: the wrapper's
+    state_dict keys would carry an `_orig_mod.` prefix."""
+    return torch.compile(model, dynamic=False) if opts.compile else model
 
 
 # ---------------------------------------------------------------- optimizer and schedule
@@ -218,6 +279,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     generator: torch.Generator  # data order, subset and augmentation draw from it
     device: torch.device  # not saved: where the model is, whose CUDA random state is kept
+    net: nn.Module | None = None  # not saved: what training steps call (compiled); None: the model
     history: list = dataclasses.field(default_factory=list)  # one record per epoch
     step_losses: list = dataclasses.field(default_factory=list)  # [step, loss] every log_every steps
     epoch: int = 0  # epochs completed (a diverged run's last one only in part)
@@ -239,7 +301,7 @@ class TrainState:
             optimizer, lambda step: lr_factor(opts, step, total_steps, steps_per_epoch)
         )
         scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
-        return cls(model, optimizer, scheduler, scaler, gen, device)
+        return cls(model, optimizer, scheduler, scaler, gen, device, net=compiled(model, opts))
 
     def save(self, path: Path, fingerprint: str) -> None:
         save_checkpoint(
@@ -391,14 +453,15 @@ def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, s
 def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn, writer, grid=False):
     """One pass over the training split, logging the loss and rate every log_every steps (to
     state.step_losses and TensorBoard) and, with grid, the first augmented batch's images.
-    Returns the epoch's mean train loss and accuracy, its seconds and images per second.
+    Returns the epoch's mean train loss and accuracy, its seconds and images per second, and the
+    seconds of its first step (with `compile`: mostly compiling).
 
     A step whose loss is not finite (NaN or inf) ends the pass there, with state.diverged saying
     where: every later step would only carry NaN weights on. Checking costs one transfer of the
     loss a step, where each batch's augmentation draws already cross to the device."""
     from tqdm import tqdm
 
-    model, optimizer = state.model, state.optimizer
+    model, optimizer = state.net or state.model, state.optimizer
     model.train()
     started = time.perf_counter()
     device = data.labels.device
@@ -423,7 +486,10 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
         seen += len(y)
-        if not torch.isfinite(loss).item():
+        finite = torch.isfinite(loss).item()  # waits for the step
+        if i == 0:
+            first_step_seconds = time.perf_counter() - started
+        if not finite:
             state.diverged = {"epoch": state.epoch + 1, "step": step + 1, "loss": str(loss.item())}
             break
         if (step + 1) % opts.log_every == 0:
@@ -439,6 +505,7 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
         "train_acc": correct.item() / seen,
         "train_seconds": seconds,
         "images_per_s": seen / seconds,
+        "first_step_seconds": first_step_seconds,
     }
 
 
@@ -590,10 +657,14 @@ def train(
         shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
     writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
     gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
+    compile_seconds = None  # with `compile`: this process's first step, which compiles the network
     # A diverged run stops where it did, a patient one where patience ran out.
     while state.epoch < opts.epochs and not state.diverged and not state.stopped_early:
         gpu.start()
         trained = train_epoch(state, train_data, opts, loss_fn, writer, grid=state.epoch == resumed_after)
+        if opts.compile and compile_seconds is None:
+            compile_seconds = trained["first_step_seconds"]
+            log(f"compiled the network: the first step took {compile_seconds:.1f} s")
         state.epoch += 1
         record = record_epoch(state, trained, val_data, opts, writer, gpu, log)
         state.track_best(record["val_acc"], opts, log)
@@ -627,6 +698,8 @@ def train(
         "best_epoch": kept_epoch,  # the epoch whose weights are the outputs
         "stopped_early": state.stopped_early,  # the epoch patience stopped at, or None
         "resumed_after_epoch": resumed_after,
+        "compiled": opts.compile,  # trained through torch.compile
+        "compile_seconds": compile_seconds,  # its first step in this process (None: not compiled)
         "gpu": gpu.summary(state.history),
     }
     write_json(out_dir / files.RUN["metrics"], metrics)

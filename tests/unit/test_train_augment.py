@@ -1,6 +1,9 @@
 """Augmentation on the device (labbook/train.py): each transform does exactly what the README says,
 image by image; and what a training batch and an epoch of batches are (DeviceData)."""
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +208,190 @@ def test_input_size_resizes_every_batch_bilinearly():
     )
     same, _ = device_data(input_size=8)[0].batch(torch.arange(5))
     torch.testing.assert_close(same, normalized(images[:5]))
+
+
+# ---------------------------------------------------------------- random resized crop
+def box_can_come_from(boxes: torch.Tensor, side: int, scale, ratio) -> torch.Tensor:
+    """Per box: could rounding an area in scale × side² and a ratio in ratio to whole pixels
+    have made it? Each side is within half a pixel of its exact value, which bounds both."""
+    h, w = boxes[:, 2].double(), boxes[:, 3].double()
+    area_low, area_high = (h - 0.5) * (w - 0.5) / side**2, (h + 0.5) * (w + 0.5) / side**2
+    ratio_low, ratio_high = (w - 0.5) / (h + 0.5), (w + 0.5) / (h - 0.5)
+    return (
+        (area_high >= scale[0]) & (area_low <= scale[1]) & (ratio_high >= ratio[0]) & (ratio_low <= ratio[1])
+    )
+
+
+@pytest.mark.parametrize("side", [32, 224])
+@pytest.mark.parametrize("scale, ratio", [((0.08, 1.0), (3 / 4, 4 / 3)), ((0.5, 0.7), (0.5, 2.0))])
+def test_resized_crop_boxes_keep_to_scale_and_ratio_inside_the_image(side, scale, ratio):
+    boxes = train.resized_crop_boxes(4000, side, side, scale, ratio, torch.Generator().manual_seed(0))
+    top, left, h, w = boxes.unbind(1)
+    assert boxes.dtype == torch.long and boxes.shape == (4000, 4)
+    assert (h >= 1).all() and (w >= 1).all() and (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= side).all() and (left + w <= side).all(), "inside the image"
+    smaller = (h < side) & (w < side)
+    assert ((top == 0) & smaller).any() and ((left == 0) & smaller).any(), "from the first position"
+    assert ((top + h == side) & smaller).any() and ((left + w == side) & smaller).any(), "to the last"
+    assert box_can_come_from(boxes, side, scale, ratio).all()
+    # the ranges are used to their ends, and the positions over the room a box leaves
+    area, aspect = (h * w).double() / side**2, w.double() / h
+    assert area.min() < scale[0] + 0.05 and area.max() > scale[1] - 0.05
+    assert aspect.min() < ratio[0] * 1.1 and aspect.max() > ratio[1] / 1.1
+    room = (side - h).clamp(min=1).double()
+    assert 0.4 < (top / room)[side - h > 8].mean() < 0.6, "uniform over the positions that fit"
+
+
+def test_resized_crop_boxes_are_drawn_as_torchvisions_random_resized_crop():
+    """The same distribution as torchvision's RandomResizedCrop.get_params (its own draws: the
+    mean box area, log aspect ratio and position over 4000 draws agree)."""
+    from torchvision.transforms import RandomResizedCrop
+
+    scale, ratio, side = (0.08, 1.0), (3 / 4, 4 / 3), 64
+    ours = train.resized_crop_boxes(4000, side, side, scale, ratio, torch.Generator().manual_seed(1)).double()
+    torch.manual_seed(1)
+    image = torch.zeros(3, side, side)
+    theirs = torch.tensor([RandomResizedCrop.get_params(image, scale, ratio) for _ in range(4000)]).double()
+    for stat in (
+        lambda b: b[:, 2] * b[:, 3] / side**2,  # area fraction: mean 0.54
+        lambda b: (b[:, 3] / b[:, 2]).log(),  # log aspect ratio: mean 0
+        lambda b: b[:, 0] / side,  # top
+        lambda b: b[:, 1] / side,  # left
+    ):
+        a, b = stat(ours), stat(theirs)
+        assert abs(a.mean() - b.mean()) < 4 * (a.var() / 4000 + b.var() / 4000).sqrt() + 1e-3
+
+
+@pytest.mark.parametrize("ratio", [(3.0, 4.0), (0.2, 0.25), (0.8, 1.25)])
+def test_when_no_try_fits_the_box_is_torchvisions_centre_crop_of_the_clamped_ratio(ratio):
+    """scale (1, 1) with a ratio away from the square image's never fits: torchvision's fallback,
+    deterministic, is the box of every image; with a ratio holding 1 it is the whole image."""
+    from torchvision.transforms import RandomResizedCrop
+
+    boxes = train.resized_crop_boxes(50, 30, 30, (1.0, 1.0), ratio, torch.Generator().manual_seed(0))
+    expected = RandomResizedCrop.get_params(torch.zeros(3, 30, 30), [1.0, 1.0], list(ratio))
+    assert all(tuple(box) == expected for box in boxes.tolist())
+
+
+def test_resized_crop_of_the_whole_image_at_its_size_is_the_identity():
+    x = torch.rand(16, 3, 20, 20)
+    gen = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(train.random_resized_crop(x, 20, (1.0, 1.0), (1.0, 1.0), gen), x)
+
+
+def test_resized_crop_is_crop_then_bilinear_resize():
+    """Each box cropped and resized as torchvision's resized_crop (bilinear, no antialias) does it;
+    away from the box's edge, where ours samples the pixels beyond the box and theirs repeats its
+    border, the two agree."""
+    import torchvision.transforms.functional as TF
+
+    x = torch.rand(3, 3, 40, 40)
+    boxes = torch.tensor([[0, 0, 40, 40], [5, 9, 12, 20], [20, 3, 17, 9]])
+    out = train.resized_crop(x, boxes, 24)
+    assert out.shape == (3, 3, 24, 24)
+    for image, (top, left, h, w), got in zip(x, boxes.tolist(), out, strict=True):
+        theirs = TF.resized_crop(image, top, left, h, w, [24, 24], antialias=False)
+        edge = math.ceil(24 / min(h, w))
+        torch.testing.assert_close(got[:, edge:-edge, edge:-edge], theirs[:, edge:-edge, edge:-edge])
+    # at the image's edges too, nothing from outside it comes in: a uniform image's crops are uniform
+    ones = train.random_resized_crop(
+        torch.ones(64, 3, 8, 8), 32, (0.08, 1.0), (3 / 4, 4 / 3), torch.Generator()
+    )
+    torch.testing.assert_close(ones, torch.ones_like(ones))
+
+
+def test_random_resized_crop_draws_from_the_generator_alone():
+    x = distinct_images(32, 16, 16)
+    crop = lambda seed: train.random_resized_crop(x, 16, (0.08, 1.0), (3 / 4, 4 / 3),  # noqa: E731
+                                                   torch.Generator().manual_seed(seed))  # fmt: skip
+    torch.manual_seed(1)
+    a = crop(5)
+    torch.manual_seed(2)  # the global generator plays no part
+    assert torch.equal(a, crop(5)) and not torch.equal(a, crop(6))
+    assert not any(torch.equal(a[i], x[i]) for i in range(32)), "a box of at most the whole image, resized"
+
+
+def test_a_training_batch_with_random_resized_crop_has_the_input_size_from_larger_stored_images():
+    data, images, _ = device_data(n=40, size=48, input_size=24)
+    opts = options(crop_scale=0.25, flip=True, crop_padding=2, cutout=3)
+    x, _ = data.batch(torch.arange(40), opts, torch.Generator().manual_seed(0))
+    assert x.shape == (40, 3, 24, 24)
+    again, _ = data.batch(torch.arange(40), opts, torch.Generator().manual_seed(0))
+    other, _ = data.batch(torch.arange(40), opts, torch.Generator().manual_seed(1))
+    assert torch.equal(x, again) and not torch.equal(x, other)
+    # crops of a quarter of the area or more of 48×48 images, at 24×24: never the plain resize
+    plain = data.batch(torch.arange(40))[0]
+    assert sum(torch.allclose(x[i], plain[i], atol=1e-4) for i in range(40)) < 4
+    # the whole image (scale 1, ratio 1) is the evaluation batch's resize
+    whole, _ = data.batch(torch.arange(40), options(crop_scale=1.0, crop_ratio=1.0), torch.Generator())
+    torch.testing.assert_close(whole, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_the_options_are_the_crops_scale_from_crop_scale_to_1_and_ratio_from_1_over_crop_ratio():
+    """A training batch with crop_scale s and crop_ratio r is random_resized_crop's boxes of scale
+    (s, 1) and ratio (1/r, r), drawn first from the batch's generator, then normalized."""
+    data, images, _ = device_data(n=30, size=16, input_size=12)
+    x, _ = data.batch(
+        torch.arange(30), options(crop_scale=0.3, crop_ratio=1.5), torch.Generator().manual_seed(4)
+    )
+    floats = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    crops = train.random_resized_crop(
+        floats, 12, (0.3, 1.0), (1 / 1.5, 1.5), torch.Generator().manual_seed(4)
+    )
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(x, (crops - mean) / std)
+
+
+def test_random_resized_crop_is_off_by_default_and_its_options_are_checked():
+    defaults = train.TrainOptions()
+    assert (defaults.crop_scale, defaults.crop_ratio) == (0.0, 4 / 3), "off; torchvision's ratio (3/4, 4/3)"
+    opts = train.TrainOptions.from_dict({"crop_scale": 1, "crop_ratio": 2})
+    assert (opts.crop_scale, opts.crop_ratio) == (1.0, 2.0) and isinstance(opts.crop_scale, float)
+    with pytest.raises(ValueError, match="runs.a.crop_scale=1.5: must be ≤ 1"):
+        train.TrainOptions.from_dict({"crop_scale": 1.5}, where="runs.a.")
+    with pytest.raises(ValueError, match="crop_scale=-0.1: must be ≥ 0"):
+        train.TrainOptions.from_dict({"crop_scale": -0.1})
+    with pytest.raises(ValueError, match="crop_ratio=0.75: must be ≥ 1"):
+        train.TrainOptions.from_dict({"crop_ratio": 0.75})
+    with pytest.raises(TypeError, match="'crop_scale' must be float"):
+        train.TrainOptions.from_dict({"crop_scale": True})
+
+
+# ---------------------------------------------------------------- a resumed run
+class Killed(Exception):
+    """What a SIGKILL after an epoch's checkpoint is to this test."""
+
+
+def test_a_run_with_random_resized_crop_killed_after_an_epoch_resumes_to_the_uninterrupted_run(
+    tmp_path, monkeypatch
+):
+    """The crop's draws come from the run's generator, which the checkpoint keeps: killed after
+    epoch 1 and resumed, a run ends with the uninterrupted one's metrics and weights."""
+    from builders import weights_hash, without_timings
+    from labbook import prepare
+
+    data = tmp_path / "data"  # stored at 40 px, trained at 32
+    prepare.prepare({"name": "shapes", "kind": "demo", "train_size": 160, "val_size": 32, "test_size": 32,
+                     "image_size": 40}, data)  # fmt: skip
+    values = {"model": "simplecnn", "epochs": 2, "batch_size": 32, "input_size": 32, "device": "cpu",
+              "deterministic": True, "crop_scale": 0.3, "log_every": 1}  # fmt: skip
+    opts = train.TrainOptions.from_dict(values)
+    quiet = lambda *_: None  # noqa: E731
+    whole = train.train(opts, data, tmp_path / "whole", seed=0, threads=1, log=quiet)
+    save = train.TrainState.save
+
+    def save_then_die(state, path, fingerprint):
+        save(state, path, fingerprint)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.TrainState, "save", save_then_die)
+        with pytest.raises(Killed):
+            train.train(opts, data, tmp_path / "killed", seed=0, threads=1, log=quiet)
+    resumed = train.train(opts, data, tmp_path / "killed", seed=0, threads=1, log=quiet)
+    assert resumed["resumed_after_epoch"] == 1
+    assert without_timings(resumed) == without_timings(whole)
+    assert weights_hash(tmp_path / "killed" / "model.pt") == weights_hash(tmp_path / "whole" / "model.pt")
+    plain = train.train(dataclasses.replace(opts, crop_scale=0.0), data, tmp_path / "plain",
+                        seed=0, threads=1, log=quiet)  # fmt: skip
+    assert plain["history"][0]["train_loss"] != whole["history"][0]["train_loss"], "the crop took part"

@@ -117,6 +117,19 @@ class TrainOptions(Options):
     crop_padding: int = option(4, "random translate by up to this many pixels (0: off)", minimum=0)
     flip: bool = option(True, "random horizontal flip")
     cutout: int = option(0, "side of a random square set to zero (0: off)", minimum=0)
+    crop_scale: float = option(
+        0.0,
+        "random resized crop (torchvision's `RandomResizedCrop`, scale (this, 1)): per image a random "
+        "box of this fraction up to all of the image's area, resized to the input size; translate, "
+        "flip and cutout follow (0: off; torchvision's default: 0.08)",
+        minimum=0,
+        maximum=1,
+    )
+    crop_ratio: float = option(
+        4 / 3,
+        "the random resized crop's aspect ratio (width/height), log-uniform in [1/this, this]",
+        minimum=1,
+    )
     device: str = option(
         "auto",
         "`auto` (CUDA, else MPS, else CPU), `cpu`, `mps`, `cuda` or `cuda:N`",
@@ -125,6 +138,11 @@ class TrainOptions(Options):
     deterministic: bool = option(False, "deterministic algorithms and cuDNN flags")
     log_every: int = option(50, "train-loss logging interval, in steps", minimum=1)
     keep_checkpoint: bool = option(False, "keep checkpoint.pt after the run's outputs are written")
+    compile: bool = option(
+        False,
+        "train through `torch.compile` (evaluation, model.pt and the export use the plain module); "
+        "the first step compiles (seconds to minutes; on a CPU it needs a C++ compiler)",
+    )
 
     def fingerprint(self, seed: int, data_hash: str) -> str:
         """Identifies what a checkpoint was trained with (options, seed, data, the training code
