@@ -50,9 +50,8 @@ for folder in (REPO / "scripts", REPO / "bench", REPO / "tests"):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 import train_bench  # noqa: E402
-from labbook import arrays, imagefolder, models, train  # noqa: E402
+from labbook import arrays, imagefolder, train  # noqa: E402
 
 SECTIONS = ("train_step", "fast_compile", "vgg16", "workflow")  # timed, in order of importance
 DEFAULT_TARBALLS = (REPO.parent / "shared/data/cifar10-jpeg.tar.gz", REPO / ".whl/data/cifar10-jpeg.tar.gz")
@@ -349,65 +348,6 @@ def section_memory(loops: dict, device) -> dict | None:
     }
 
 
-# ---------------------------------------------------------------- loops the bench's own file lacks
-def pipeline_loop(images, labels, mean, std, opts, device, classes, compile_model=False):
-    """train_bench.pipeline with the option to compile: that one builds its model inside, and
-    torch.compile has to wrap the model before the first step. dynamic=False as train.py's
-    `compile` does: a last, smaller batch compiles once more (counted in the warm-up)."""
-    data = train.DeviceData(images, labels, mean, std, device, opts.input_size)
-    model = models.build(opts.model, len(classes)).to(device)
-    if opts.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = train.make_optimizer(opts, model.parameters())
-    net = torch.compile(model, dynamic=False) if compile_model else model
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
-    loss_fn = torch.nn.CrossEntropyLoss()
-    gen = torch.Generator().manual_seed(0)
-
-    def epoch():
-        order = torch.randperm(len(data), generator=gen).to(device)
-        for start in range(0, len(data), opts.batch_size):
-            x, y = data.batch(order[start : start + opts.batch_size], opts, gen)
-            train.train_step(net, x, y, opts, loss_fn, optimizer, scheduler, scaler)
-
-    return len(data), epoch
-
-
-def bare_resized(images, labels, mean, std, opts, device, classes):
-    """train_bench.bare plus the pipeline's resize on the device (bilinear, after normalizing,
-    as DeviceData.batch does): the same math as the pipeline at an input size above the stored
-    one, without labbook."""
-    x_all = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
-    y_all = torch.from_numpy(labels).to(device)
-    mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
-    model = models.build(opts.model, len(classes)).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    p, n, size = opts.crop_padding, len(y_all), images.shape[1]
-
-    def epoch():
-        order = torch.randperm(n, device=device)
-        for start in range(0, n, opts.batch_size):
-            index = order[start : start + opts.batch_size]
-            x = F.pad(x_all[index].float() / 255, (p, p, p, p))
-            dy, dx = torch.randint(0, 2 * p + 1, (2, len(index)), device=device)
-            rows = (dy[:, None] + torch.arange(size, device=device))[:, :, None]
-            cols = (dx[:, None] + torch.arange(size, device=device))[:, None, :]
-            x = x[torch.arange(len(index), device=device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
-            flip = torch.rand(len(index), device=device) < 0.5
-            x = (torch.where(flip[:, None, None, None], x.flip(3), x) - mean_t) / std_t
-            x = F.interpolate(x, size=opts.input_size, mode="bilinear", align_corners=False)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                loss = F.cross_entropy(model(x).float(), y_all[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-    return n, epoch
-
-
 # ---------------------------------------------------------------- sections
 class Bench:
     def __init__(self, args, sizes: Sizes, device, tmp: Path):
@@ -478,8 +418,8 @@ class Bench:
         fresh_compile_caches(self.tmp / "compile-direct")
         args = (a["images"], a["labels"], a["mean"], a["std"], fast, self.device, a["classes"])
         loops = {
-            "pipeline_fast": pipeline_loop(*args),
-            "pipeline_fast_compiled": pipeline_loop(*args, compile_model=True),
+            "pipeline_fast": train_bench.pipeline(*args),
+            "pipeline_fast_compiled": train_bench.pipeline(*args, compile_model=True),
             "bare_fast": train_bench.bare(*args),
         }
         loops = timed_rates(loops, s.fast_rounds, self.device)
@@ -613,7 +553,7 @@ class Bench:
         )
         _fresh_memory(self.device)
         args = (a["images"], a["labels"], a["mean"], a["std"], opts, self.device, a["classes"])
-        loops = {"pipeline_vgg16": train_bench.pipeline(*args), "bare_vgg16": bare_resized(*args)}
+        loops = {"pipeline_vgg16": train_bench.pipeline(*args), "bare_vgg16": train_bench.bare(*args)}
         loops = timed_rates(loops, s.vgg_rounds, self.device)
         out = {
             **self.where(),

@@ -77,7 +77,8 @@ def _plain_step(model, optimizer, x, y):
 
 
 def bare(images, labels, mean, std, opts, device, classes):
-    """The pipeline's math without labbook: crop by indexing a padded batch, flip, normalize."""
+    """The pipeline's math without labbook: crop by indexing a padded batch, flip, normalize, and
+    resize to opts.input_size where one is set (bilinear, after normalizing, as DeviceData.batch)."""
     x_all = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
     y_all = torch.from_numpy(labels).to(device)
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
@@ -100,6 +101,8 @@ def bare(images, labels, mean, std, opts, device, classes):
             x = x[torch.arange(len(index), device=device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
             flip = torch.rand(len(index), device=device) < 0.5
             x = (torch.where(flip[:, None, None, None], x.flip(3), x) - mean_t) / std_t
+            if opts.input_size and opts.input_size != size:
+                x = F.interpolate(x, size=opts.input_size, mode="bilinear", align_corners=False)
             if opts.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -111,12 +114,16 @@ def bare(images, labels, mean, std, opts, device, classes):
     return n, epoch
 
 
-def pipeline(images, labels, mean, std, opts, device, classes):
+def pipeline(images, labels, mean, std, opts, device, classes, compile_model=False):
+    """labbook's train step on its device data. compile_model: through torch.compile, which has to
+    wrap the model before its first step; dynamic=False as train.py's `compile` does, so a last,
+    smaller batch compiles once more (in the untimed warm-up)."""
     data = train.DeviceData(images, labels, mean, std, device, opts.input_size)
     model = models.build(opts.model, len(classes)).to(device)
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = train.make_optimizer(opts, model.parameters())
+    net = torch.compile(model, dynamic=False) if compile_model else model
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -126,7 +133,7 @@ def pipeline(images, labels, mean, std, opts, device, classes):
         order = torch.randperm(len(data), generator=gen).to(device)
         for start in range(0, len(data), opts.batch_size):
             x, y = data.batch(order[start : start + opts.batch_size], opts, gen)
-            train.train_step(model, x, y, opts, loss_fn, optimizer, scheduler, scaler)
+            train.train_step(net, x, y, opts, loss_fn, optimizer, scheduler, scaler)
 
     return len(data), epoch
 

@@ -261,3 +261,28 @@ def snakemake(workdir: Path, *args, check=True, timeout=900) -> subprocess.Compl
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+class Killed(Exception):
+    """What a SIGKILL right after an epoch's checkpoint is to a training test."""
+
+
+def train_killed_after(monkeypatch, epoch: int, train_call):
+    """Run train_call() with training killed (Killed) right after epoch `epoch`'s checkpoint is
+    written, as a SIGKILL would leave it: the checkpoint on disk, no outputs yet."""
+    from labbook import train
+
+    save = train.TrainState.save
+
+    def save_then_die(state, path, fingerprint):
+        save(state, path, fingerprint)
+        if state.epoch == epoch:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.TrainState, "save", save_then_die)
+        try:
+            train_call()
+        except Killed:
+            return
+    raise AssertionError(f"training was not killed after epoch {epoch}")

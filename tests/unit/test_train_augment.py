@@ -358,16 +358,12 @@ def test_random_resized_crop_is_off_by_default_and_its_options_are_checked():
 
 
 # ---------------------------------------------------------------- a resumed run
-class Killed(Exception):
-    """What a SIGKILL after an epoch's checkpoint is to this test."""
-
-
 def test_a_run_with_random_resized_crop_killed_after_an_epoch_resumes_to_the_uninterrupted_run(
     tmp_path, monkeypatch
 ):
     """The crop's draws come from the run's generator, which the checkpoint keeps: killed after
     epoch 1 and resumed, a run ends with the uninterrupted one's metrics and weights."""
-    from builders import weights_hash, without_timings
+    from builders import train_killed_after, weights_hash, without_timings
     from labbook import prepare
 
     data = tmp_path / "data"  # stored at 40 px, trained at 32
@@ -378,16 +374,9 @@ def test_a_run_with_random_resized_crop_killed_after_an_epoch_resumes_to_the_uni
     opts = train.TrainOptions.from_dict(values)
     quiet = lambda *_: None  # noqa: E731
     whole = train.train(opts, data, tmp_path / "whole", seed=0, threads=1, log=quiet)
-    save = train.TrainState.save
-
-    def save_then_die(state, path, fingerprint):
-        save(state, path, fingerprint)
-        raise Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train.TrainState, "save", save_then_die)
-        with pytest.raises(Killed):
-            train.train(opts, data, tmp_path / "killed", seed=0, threads=1, log=quiet)
+    train_killed_after(
+        monkeypatch, 1, lambda: train.train(opts, data, tmp_path / "killed", seed=0, threads=1, log=quiet)
+    )
     resumed = train.train(opts, data, tmp_path / "killed", seed=0, threads=1, log=quiet)
     assert resumed["resumed_after_epoch"] == 1
     assert without_timings(resumed) == without_timings(whole)

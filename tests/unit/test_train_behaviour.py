@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from builders import REPO, weights_hash, without_timings
+from builders import REPO, train_killed_after, weights_hash, without_timings
 from labbook import arrays, export, train
 from labbook.plan import options as training_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -392,10 +392,6 @@ def test_patience_stops_after_that_many_epochs_without_a_new_best_and_a_tie_is_n
     assert len(ended["history"]) == 4 and ended["stopped_early"] is None and ended["best_epoch"] == 4
 
 
-class Killed(Exception):
-    """What a SIGKILL after an epoch's checkpoint is to these tests."""
-
-
 def test_a_run_killed_after_an_epoch_resumes_to_the_same_choice_weights_and_stop(
     demo_data, tmp_path, monkeypatch
 ):
@@ -406,19 +402,9 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_choice_weights_and_stop
     changes = {"epochs": 6, "patience": 2, "keep": "best"}
     whole, _ = run(demo_data, tmp_path / "whole", **changes)
     assert (whole["best_epoch"], whole["stopped_early"], len(whole["history"])) == (2, 4, 4)
-    save = train.TrainState.save
     for killed_after in (3, 4):
-
-        def save_then_die(state, path, fingerprint, killed_after=killed_after):
-            save(state, path, fingerprint)
-            if state.epoch == killed_after:
-                raise Killed
-
         out = tmp_path / f"killed-after-{killed_after}"
-        with monkeypatch.context() as patch:
-            patch.setattr(train.TrainState, "save", save_then_die)
-            with pytest.raises(Killed):
-                run(demo_data, out, **changes)
+        train_killed_after(monkeypatch, killed_after, lambda out=out: run(demo_data, out, **changes))
         assert not (out / "model.pt").exists()
         resumed, logs = run(demo_data, out, **changes)
         assert resumed["resumed_after_epoch"] == killed_after and any("resuming" in line for line in logs)

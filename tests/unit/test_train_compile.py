@@ -9,7 +9,7 @@ minutes. One slow test compiles for real."""
 import numpy as np
 import pytest
 import torch
-from builders import weights_hash, without_timings
+from builders import train_killed_after, weights_hash, without_timings
 from labbook import arrays, export, report, train
 
 QUICK = {"model": "cifarnet", "epochs": 2, "batch_size": 40, "train_subset": 96, "optimizer": "adam",
@@ -122,24 +122,11 @@ def test_a_compiled_run_trains_through_it_and_saves_exports_and_reports_the_plai
     assert rows.splitlines()[-2].endswith("| fp32, compiled |") and rows.splitlines()[-1].endswith("| fp32 |")
 
 
-class Killed(Exception):
-    """What a SIGKILL after an epoch's checkpoint is to this test."""
-
-
 def test_a_compiled_run_killed_after_an_epoch_resumes_to_the_uninterrupted_run(
     demo_data, tmp_path, eager_compile, monkeypatch
 ):
     whole, _ = run(demo_data, tmp_path / "whole", compile=True)
-    save = train.TrainState.save
-
-    def save_then_die(state, path, fingerprint):
-        save(state, path, fingerprint)
-        raise Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train.TrainState, "save", save_then_die)
-        with pytest.raises(Killed):
-            run(demo_data, tmp_path / "killed", compile=True)
+    train_killed_after(monkeypatch, 1, lambda: run(demo_data, tmp_path / "killed", compile=True))
     resumed, logs = run(demo_data, tmp_path / "killed", compile=True)
     assert resumed["resumed_after_epoch"] == 1 and any("resuming" in line for line in logs)
     assert resumed["compiled"] and resumed["compile_seconds"] > 0, "the resumed process compiles anew"
