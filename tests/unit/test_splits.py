@@ -74,3 +74,10 @@ def test_a_validation_split_that_cannot_be_taken_names_the_key(tmp_path, size, m
     with pytest.raises(ValueError, match=f"dataset.val_size: {message}"):
         arrays.write_loaded(tmp_path, "toy", "toy", {"val_size": size, "seed": 0}, loaded)
     assert not (tmp_path / "manifest.json").exists()
+
+
+def test_a_count_is_held_out_exactly_the_largest_remainders_giving_one_more():
+    labels = np.repeat([0, 1, 2], [7, 7, 6])  # half of each: 3.5, 3.5 and 3
+    held = splits.stratified_holdout(labels, 10, 0, "val")
+    assert len(held) == 10 and list(np.bincount(labels[held])) == [4, 3, 3], "ties: the first class"
+    assert len(splits.stratified_holdout(np.repeat([0, 1, 2], [34, 33, 33]), 0.15, 0, "val")) == 15
