@@ -144,6 +144,21 @@ class TrainOptions(Options):
         "the first step compiles (seconds to minutes; on a CPU it needs a C++ compiler)",
     )
 
+    data_placement: str = option(
+        "auto",
+        "where the splits live while training: `resident` (whole on the device), `streamed` (read "
+        "from the data step's mapped arrays batch by batch, in a background thread), or `auto`: "
+        "resident when every split fits a quarter of the device's free memory (the same batches "
+        "and numbers either way)",
+        choices=("auto", "resident", "streamed"),
+    )
+    gpus: int = option(
+        1,
+        "training processes, each on a GPU of its own (`torchrun` + DistributedDataParallel; the "
+        "global batch stays `batch_size`); on a machine without GPUs, CPU processes (gloo)",
+        minimum=1,
+    )
+
     def fingerprint(self, seed: int, data_hash: str) -> str:
         """Identifies what a checkpoint was trained with (options, seed, data, the training code
         and a user's model file); a checkpoint is resumed only into the same."""
@@ -153,7 +168,8 @@ class TrainOptions(Options):
             code.update((library / module).read_bytes())
         code.update(model_file_hash(self.model).encode())
         options = dataclasses.asdict(self)
-        del options["keep_checkpoint"]  # what happens after training does not change a checkpoint
+        # What happens after training, and where the data live, do not change a checkpoint.
+        del options["keep_checkpoint"], options["data_placement"]
         text = json.dumps([options, seed, data_hash, code.hexdigest()], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
