@@ -16,7 +16,7 @@ import math
 import time
 
 import torch
-from labbook import arrays, demo, train
+from labbook import arrays, batches, demo, train
 
 
 def sync(device):
@@ -29,7 +29,7 @@ def loop(model_name: str, compiled: bool, images, labels, device, batch_size: in
     opts = train.TrainOptions(model=model_name, optimizer="adam", lr=1e-3, batch_size=batch_size, precision="fp32",
                               compile=compiled, device=str(device))  # fmt: skip
     mean, std = arrays.channel_stats(images)
-    data = train.DeviceData(images, labels, mean, std, device)
+    data = batches.DeviceData(images, labels, mean, std, device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     network = train.build_network(opts, 10, device)

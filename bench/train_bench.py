@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from labbook import arrays, demo, models, train
+from labbook import arrays, batches, demo, models, train
 from PIL import Image
 
 
@@ -118,7 +118,7 @@ def pipeline(images, labels, mean, std, opts, device, classes, compile_model=Fal
     """labbook's train step on its device data. compile_model: through torch.compile, which has to
     wrap the model before its first step; dynamic=False as train.py's `compile` does, so a last,
     smaller batch compiles once more (in the untimed warm-up)."""
-    data = train.DeviceData(images, labels, mean, std, device, opts.input_size)
+    data = batches.DeviceData(images, labels, mean, std, device, opts.input_size)
     model = models.build(opts.model, len(classes)).to(device)
     if opts.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import arrays, atomic, export, gpustats, models
+from . import arrays, atomic, distributed, export, gpustats, models
+from .batches import SplitData, load_splits
 from .plan import files
 from .plan.options import TrainOptions  # defined without torch: the workflow checks configs with it
 
@@ -49,143 +50,6 @@ def set_deterministic(enabled: bool) -> None:
     torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled
-
-
-# ---------------------------------------------------------------- augmentation on the device
-def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample translate by up to `padding` pixels with zero fill (RandomCrop(padding=p))."""
-    if padding <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (padding,) * 4)
-    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=gen).to(x.device)
-    rows = shifts[0][:, None] + torch.arange(h, device=x.device)  # n×h
-    cols = shifts[1][:, None] + torch.arange(w, device=x.device)  # n×w
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # n×h×w×c
-    return out.permute(0, 3, 1, 2)
-
-
-def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
-
-
-def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    if size <= 0:
-        return x
-    n, _, h, w = x.shape
-    cy = torch.randint(0, h, (n,), generator=gen).to(x.device)
-    cx = torch.randint(0, w, (n,), generator=gen).to(x.device)
-    ys = torch.arange(h, device=x.device)[None, :, None]
-    xs = torch.arange(w, device=x.device)[None, None, :]
-    # offsets -half .. size-half-1 from the centre: exactly `size` pixels, odd or even
-    half = size // 2
-    dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
-    inside = (dy >= -half) & (dy < size - half) & (dx >= -half) & (dx < size - half)
-    return x * (~inside)[:, None].to(x.dtype)
-
-
-def resized_crop_boxes(n: int, height: int, width: int, scale, ratio, gen: torch.Generator) -> torch.Tensor:
-    """n boxes (top, left, height, width) in whole pixels, each drawn as torchvision's
-    RandomResizedCrop draws one: up to 10 tries of an area in scale × the image's and an aspect
-    ratio (width/height) log-uniform in ratio, the first that fits inside the image, at a uniform
-    position; when none fits, a centre crop of the image's own aspect ratio clamped to ratio. All
-    tries of all images are drawn at once: a batch takes the same number of draws whatever fits."""
-    tries = 10
-    area = torch.empty(n, tries, dtype=torch.float64).uniform_(scale[0], scale[1], generator=gen)
-    area *= height * width
-    log_ratio = torch.empty(n, tries, dtype=torch.float64)
-    aspect = log_ratio.uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=gen).exp()
-    w, h = (area * aspect).sqrt().round(), (area / aspect).sqrt().round()
-    fits = (0 < w) & (w <= width) & (0 < h) & (h <= height)
-    first = fits.int().argmax(1)  # the first try that fits (argmax: the first of equal maxima)
-    found, rows = fits.any(1), torch.arange(n)
-    # The fallback: the whole image where its aspect ratio is within ratio, else the widest or
-    # tallest box of the nearer bound.
-    fallback_w, fallback_h = width, height
-    if width / height < ratio[0]:
-        fallback_h = round(width / ratio[0])
-    elif width / height > ratio[1]:
-        fallback_w = round(height * ratio[1])
-    w = torch.where(found, w[rows, first], float(fallback_w))
-    h = torch.where(found, h[rows, first], float(fallback_h))
-    at = torch.rand(2, n, dtype=torch.float64, generator=gen)  # uniform over the positions that fit
-    top = torch.where(found, (at[0] * (height - h + 1)).floor().clamp(max=height - h), (height - h) // 2)
-    left = torch.where(found, (at[1] * (width - w + 1)).floor().clamp(max=width - w), (width - w) // 2)
-    return torch.stack([top, left, h, w], 1).long()
-
-
-def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Each image's box (top, left, height, width in pixels) resized bilinearly to size×size, the
-    whole batch in one sampling pass: an affine grid per image maps the output's pixel centres onto
-    its box (align_corners=False, as F.interpolate; no antialiasing, as the input_size resize)."""
-    n, c, height, width = x.shape
-    top, left, h, w = boxes.cpu().double().unbind(1)
-    theta = torch.zeros(n, 2, 3, dtype=torch.float64)  # output [-1, 1]² → input [-1, 1]²
-    theta[:, 0, 0], theta[:, 0, 2] = w / width, (2 * left + w) / width - 1
-    theta[:, 1, 1], theta[:, 1, 2] = h / height, (2 * top + h) / height - 1
-    theta = theta.to(x.device, x.dtype)  # computed in float64 on the CPU (MPS has no float64)
-    grid = F.affine_grid(theta, [n, c, size, size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def random_resized_crop(x: torch.Tensor, size: int, scale, ratio, gen: torch.Generator) -> torch.Tensor:
-    """Per image, a random box (resized_crop_boxes) resized to size×size (RandomResizedCrop)."""
-    boxes = resized_crop_boxes(x.shape[0], x.shape[-2], x.shape[-1], scale, ratio, gen)
-    return resized_crop(x, boxes, size)
-
-
-class DeviceData:
-    """One split as uint8 N×C×H×W on the device; batches come out as normalized floats."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, mean, std, device, input_size=0):
-        self.images = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
-        self.labels = torch.from_numpy(labels).to(device)
-        self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        self.input_size = input_size
-
-    def __len__(self):
-        return len(self.labels)
-
-    def batch(self, index, opts: TrainOptions | None = None, gen=None):
-        """Images index → float batch; augmented when opts and gen are given (training)."""
-        x = self.images[index].float().div_(255)
-        if opts is not None:
-            if opts.crop_scale:  # at the input size from here on: the resize below has nothing to do
-                size, ratio = self.input_size or x.shape[-1], (1 / opts.crop_ratio, opts.crop_ratio)
-                x = random_resized_crop(x, size, (opts.crop_scale, 1.0), ratio, gen)
-            x = random_crop(x, opts.crop_padding, gen)
-            if opts.flip:
-                x = random_flip(x, gen)
-            x = cutout(x, opts.cutout, gen)
-        x = (x - self.mean) / self.std
-        if self.input_size and self.input_size != x.shape[-1]:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
-        return x, self.labels[index]
-
-    def epoch(self, batch_size: int, opts: TrainOptions, gen: torch.Generator):
-        """One pass in an order drawn from gen: augmented (x, y) batches of batch_size, the last
-        one smaller when batch_size does not divide the split."""
-        order = torch.randperm(len(self), generator=gen).to(self.labels.device)
-        for start in range(0, len(self), batch_size):
-            yield self.batch(order[start : start + batch_size], opts, gen)
-
-
-def load_splits(data_dir, train_subset: int, inputs: dict, device, gen: torch.Generator) -> tuple:
-    """(train, val, test) DeviceData of the data step's arrays, normalized and sized as `inputs`
-    say (export.preprocessing); a train subset is the generator's first draw (val and test are
-    always whole)."""
-    train_images, train_labels = arrays.load_split(data_dir, "train")
-    if train_subset and train_subset < len(train_labels):
-        keep = torch.randperm(len(train_labels), generator=gen)[:train_subset].sort().values
-        train_images, train_labels = train_images[keep.numpy()], train_labels[keep.numpy()]
-    args = (inputs["mean"], inputs["std"], device, inputs["input_size"])
-    splits = [DeviceData(train_images, train_labels, *args)]
-    for split in ("val", "test"):
-        splits.append(DeviceData(*arrays.load_split(data_dir, split), *args))
-    return tuple(splits)
 
 
 def build_network(opts: TrainOptions, num_classes: int, device: torch.device) -> nn.Module:
@@ -301,7 +165,8 @@ class TrainState:
             optimizer, lambda step: lr_factor(opts, step, total_steps, steps_per_epoch)
         )
         scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
-        return cls(model, optimizer, scheduler, scaler, gen, device, net=compiled(model, opts))
+        net = compiled(distributed.replicate(model, device), opts)
+        return cls(model, optimizer, scheduler, scaler, gen, device, net=net)
 
     def save(self, path: Path, fingerprint: str) -> None:
         save_checkpoint(
@@ -380,14 +245,12 @@ class TrainState:
 
 # ---------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model, data: DeviceData, opts: TrainOptions, batch_size: int = 500):
+def evaluate(model, data: SplitData, opts: TrainOptions, batch_size: int = 500):
     """Mean loss, accuracy and all logits (float32, on the CPU) over a split. An image whose logits
     are not all finite (a diverged network's) has no prediction: it counts as wrong."""
     model.eval()
     logits = []
-    for start in range(0, len(data), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
-        x, _ = data.batch(index)
+    for x, _ in data.in_order(batch_size):
         with _autocast(opts, x.device):
             logits.append(model(_layout(x, opts)).float())
     logits = torch.cat(logits)
@@ -434,13 +297,15 @@ def _layout(x: torch.Tensor, opts: TrainOptions) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the loop
-def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, scaler):
-    """One optimizer step on a ready batch; returns the loss and the logits."""
+def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, scaler, share=1.0):
+    """One optimizer step on a ready batch; returns the loss and the logits. With several
+    workers, x is this one's shard, and share (its images × workers / the batch's) weights its
+    loss so that the gradient DistributedDataParallel averages is the whole batch's."""
     with _autocast(opts, x.device):
         out = model(_layout(x, opts))
         loss = loss_fn(out.float(), y)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(loss if share == 1.0 else loss * share).backward()
     if opts.grad_clip:
         scaler.unscale_(optimizer)  # clip the true gradients, not fp16's scaled ones
         nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
@@ -450,7 +315,7 @@ def train_step(model, x, y, opts: TrainOptions, loss_fn, optimizer, scheduler, s
     return loss, out
 
 
-def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn, writer, grid=False):
+def train_epoch(state: TrainState, data: SplitData, opts: TrainOptions, loss_fn, writer, grid=False):
     """One pass over the training split, logging the loss and rate every log_every steps (to
     state.step_losses and TensorBoard) and, with grid, the first augmented batch's images.
     Returns the epoch's mean train loss and accuracy, its seconds and images per second, and the
@@ -458,10 +323,12 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
 
     A step whose loss is not finite (NaN or inf) ends the pass there, with state.diverged saying
     where: every later step would only carry NaN weights on. Checking costs one transfer of the
-    loss a step, where each batch's augmentation draws already cross to the device."""
+    loss a step, where each batch's augmentation draws already cross to the device. With several
+    workers, every number is the whole batch's (summed over them), so all stop at the same step."""
     from tqdm import tqdm
 
     model, optimizer = state.net or state.model, state.optimizer
+    rank, world = distributed.rank_and_world()
     model.train()
     started = time.perf_counter()
     device = data.labels.device
@@ -470,22 +337,26 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
     seen = 0  # images trained on: all of the split, unless the run diverged
     steps = math.ceil(len(data) / opts.batch_size)
     batches = tqdm(
-        data.epoch(opts.batch_size, opts, state.generator),
+        data.epoch(opts.batch_size, opts, state.generator, rank, world),
         total=steps,
         desc=f"epoch {state.epoch + 1}/{opts.epochs}",
         file=sys.__stderr__,  # the step's log, not the notebook
         mininterval=10,
-        disable=False,  # progress belongs in the log even though it is not a terminal
+        disable=rank != 0,  # progress belongs in the log even though it is not a terminal
     )
     for i, (x, y) in enumerate(batches):
         step = state.epoch * steps + i  # optimizer steps before this one
+        batch_images = min(opts.batch_size, len(data) - i * opts.batch_size)  # of every worker
         if grid and i == 0:
             images = (x[:32] * data.std + data.mean).clamp(0, 1)
             writer.add_images("augmented_train_images", images.float(), step)
-        loss, out = train_step(model, x, y, opts, loss_fn, optimizer, state.scheduler, state.scaler)
+        share = len(y) * world / batch_images
+        loss, out = train_step(model, x, y, opts, loss_fn, optimizer, state.scheduler, state.scaler, share)
         loss_sum += loss.detach() * len(y)
         correct += (out.argmax(1) == y).sum()
-        seen += len(y)
+        seen += batch_images
+        if world > 1:  # the whole batch's loss: what one process would have seen
+            loss = distributed.total(loss.detach() * len(y)) / batch_images
         finite = torch.isfinite(loss).item()  # waits for the step
         if i == 0:
             first_step_seconds = time.perf_counter() - started
@@ -497,6 +368,7 @@ def train_epoch(state: TrainState, data: DeviceData, opts: TrainOptions, loss_fn
             state.step_losses.append([step + 1, value])
             writer.add_scalar("train/loss", value, step + 1)
             writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step + 1)
+    distributed.total(loss_sum), distributed.total(correct)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
@@ -613,6 +485,52 @@ def write_hparams(writer, given: TrainOptions, seed: int, final: dict, step: int
     writer.flush()
 
 
+def worker_device(name: str, world: int) -> torch.device:
+    """The device of this worker: choose_device's, and of several workers on GPUs each its own
+    (cuda:LOCAL_RANK, set by distributed.main)."""
+    device = choose_device(name)
+    if world > 1 and device.type == "mps":
+        raise ValueError("gpus above 1 needs CUDA GPUs or the CPU; an Apple GPU (mps) is one device")
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    if world > 1:
+        print(f"worker {distributed.rank_and_world()[0]}/{world} on {device}", flush=True)
+    return device
+
+
+def check_shards(images: int, batch_size: int, world: int) -> None:
+    """Every worker needs an image of every step: batch_size and the epoch's last batch ≥ gpus."""
+    last = images % batch_size or batch_size
+    if world > 1 and min(batch_size, last) < world:
+        raise ValueError(
+            f"gpus: {world} splits each step's batch over {world} processes, but a step has "
+            f"{min(batch_size, last)} images ({images} training images in batches of {batch_size}); "
+            "choose a batch_size (and train_subset) that leave every step at least that many"
+        )
+
+
+def event_writer(out_dir: Path, purge_step: int, rank: int):
+    """TensorBoard's writer of the run (rank 0's; the others' writes go nowhere). A fresh
+    training (purge_step 0) starts with no event files of an earlier one under this name."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if rank != 0:
+        return NO_EVENTS
+    if not purge_step:
+        shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
+    return SummaryWriter(out_dir / files.TENSORBOARD, purge_step=purge_step)
+
+
+class _NoEvents:
+    """A writer that writes nothing: the TensorBoard of a worker other than rank 0."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+NO_EVENTS = _NoEvents()
+
+
 def train(
     opts: TrainOptions, data_dir, out_dir, seed: int = 0, threads: int = 0, checkpoint_path=None, log=print
 ) -> dict:
@@ -622,24 +540,30 @@ def train(
     outputs. Resumes from checkpoint_path (default: out_dir's checkpoint.pt) when it holds a
     checkpoint of the same options, seed, data and code. A run whose train loss becomes non-finite
     stops in that step and still writes every output, metrics.json saying where it diverged
-    (train_epoch)."""
-    from torch.utils.tensorboard import SummaryWriter
+    (train_epoch). With `gpus` above 1, torchrun runs this in that many workers (distributed.py):
+    rank 0 writes the outputs and returns the metrics, the others None."""
+    if opts.gpus > 1 and not distributed.active():
+        return distributed.launch(opts, data_dir, out_dir, seed, threads, checkpoint_path, log)
 
     # Setup: the output folder, threads, determinism, the device and the precision on it.
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = Path(checkpoint_path or out_dir / files.CHECKPOINT)
+    rank, world = distributed.rank_and_world()
     if threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(max(1, threads // world))
     set_deterministic(opts.deterministic)
-    device = choose_device(opts.device)
+    device = worker_device(opts.device, world)
     given, (opts, warnings) = opts, settle_precision(opts, device, log)
 
-    # Data, on the device. Pretrained weights bring their own normalization and input size.
+    # Data: each split resident on the device or streamed to it. Pretrained weights bring their
+    # own normalization and input size.
     manifest = arrays.read_manifest(data_dir)
     inputs = export.preprocessing(opts, manifest)
     gen = torch.Generator().manual_seed(seed)
-    train_data, val_data, test_data = load_splits(data_dir, opts.train_subset, inputs, device, gen)
+    (train_data, val_data, test_data), placement = load_splits(data_dir, opts, inputs, device, gen, world)
+    log(f"data: {', '.join(f'{split} {where}' for split, where in placement.items())}")
+    check_shards(len(train_data), opts.batch_size, world)
 
     # The network, built once.
     torch.manual_seed(seed)
@@ -653,9 +577,7 @@ def train(
 
     # The epochs: train, evaluate on val and log, the best so far, checkpoint.
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
-    if not resumed_after:  # a fresh training: no event files of an earlier one under this name
-        shutil.rmtree(out_dir / files.TENSORBOARD, ignore_errors=True)
-    writer = SummaryWriter(out_dir / files.TENSORBOARD, purge_step=resumed_after * steps_per_epoch)
+    writer = event_writer(out_dir, resumed_after * steps_per_epoch, rank)
     gpu = gpustats.EpochStats(device)  # peak memory and utilization per epoch, where a GPU is
     compile_seconds = None  # with `compile`: this process's first step, which compiles the network
     # A diverged run stops where it did, a patient one where patience ran out.
@@ -668,10 +590,14 @@ def train(
         state.epoch += 1
         record = record_epoch(state, trained, val_data, opts, writer, gpu, log)
         state.track_best(record["val_acc"], opts, log)
-        state.save(checkpoint_path, fingerprint)
+        if rank == 0:
+            state.save(checkpoint_path, fingerprint)
+    if rank != 0:  # rank 0 has the same weights and writes the outputs
+        return None
 
     # The kept weights, their val numbers (measured after their epoch), and test: evaluated once.
     kept_epoch = state.keep_weights(opts)
+    model = distributed.plain_batch_norm(model)
     kept = next(r for r in state.history if r["epoch"] == kept_epoch)
     test_loss, test_acc, logits = evaluate(model, test_data, opts)
     final = {
@@ -700,6 +626,8 @@ def train(
         "resumed_after_epoch": resumed_after,
         "compiled": opts.compile,  # trained through torch.compile
         "compile_seconds": compile_seconds,  # its first step in this process (None: not compiled)
+        "processes": world,  # training processes (gpus), each on a device of its own
+        "data_placement": placement,  # split → resident or streamed
         "gpu": gpu.summary(state.history),
     }
     write_json(out_dir / files.RUN["metrics"], metrics)

@@ -176,7 +176,7 @@ def train_subset(monkeypatch, data_dir, out_dir, seed: int) -> np.ndarray:
     kept = []
 
     def load_then_stop(*args, **kwargs):
-        train_data, _, _ = LOAD_SPLITS(*args, **kwargs)
+        (train_data, _, _), _ = LOAD_SPLITS(*args, **kwargs)
         kept.append(train_data.images.cpu().numpy())
         raise Stop
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from builders import REPO, weights_hash, without_timings
-from labbook import arrays, train
+from labbook import arrays, batches, train
 from labbook.plan import options
 
 SPLITS = {"name": "shapes", "kind": "demo", "train_size": 1200, "val_size": 200, "test_size": 200}
@@ -137,8 +137,9 @@ def test_val_is_evaluated_every_epoch_and_test_once_on_the_saved_model(demo_data
     load_splits, evaluate = train.load_splits, train.evaluate
 
     def recording_load_splits(*args):
-        splits.update(zip(("train", "val", "test"), load_splits(*args), strict=True))
-        return tuple(splits.values())
+        loaded, placement = load_splits(*args)
+        splits.update(zip(("train", "val", "test"), loaded, strict=True))
+        return tuple(splits.values()), placement
 
     def recording_evaluate(model, data, *args):
         evaluated.append(next(name for name, split in splits.items() if split is data))
@@ -154,7 +155,7 @@ def test_val_is_evaluated_every_epoch_and_test_once_on_the_saved_model(demo_data
     model = train.build_network(opts, 10, torch.device("cpu"))
     model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     inputs = metrics["inputs"]
-    test = train.DeviceData(*arrays.load_split(demo_data, "test"), inputs["mean"], inputs["std"], "cpu",
+    test = batches.DeviceData(*arrays.load_split(demo_data, "test"), inputs["mean"], inputs["std"], "cpu",
                             inputs["input_size"])  # fmt: skip
     loss, accuracy, logits = train.evaluate(model, test, opts)
     assert (metrics["test_loss"], metrics["test_acc"]) == pytest.approx((loss, accuracy))

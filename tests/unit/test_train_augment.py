@@ -1,4 +1,4 @@
-"""Augmentation on the device (labbook/train.py): each transform does exactly what the README says,
+"""Augmentation on the device (labbook/batches.py): each transform does exactly what the README says,
 image by image; and what a training batch and an epoch of batches are (DeviceData)."""
 
 import dataclasses
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from labbook import train
+from labbook import batches, train
 
 
 def distinct_images(n: int, h: int = 8, w: int = 8) -> torch.Tensor:
@@ -30,7 +30,7 @@ def crop_offset(image: torch.Tensor, out: torch.Tensor, padding: int):
 @pytest.mark.parametrize("padding", [1, 2])
 def test_translate_is_a_window_of_the_zero_padded_image_at_every_offset(padding):
     x = distinct_images(400)
-    out = train.random_crop(x, padding, torch.Generator().manual_seed(0))
+    out = batches.random_crop(x, padding, torch.Generator().manual_seed(0))
     offsets = [crop_offset(x[i], out[i], padding) for i in range(len(x))]
     assert None not in offsets, "every output is the padded input cropped at one offset"
     # Offsets vary from image to image, rows and columns independently, over the whole range.
@@ -38,13 +38,13 @@ def test_translate_is_a_window_of_the_zero_padded_image_at_every_offset(padding)
     assert set(offsets) == {(dy, dx) for dy in range(side) for dx in range(side)}
     centred = sum(o == (padding, padding) for o in offsets) / len(offsets)
     assert centred < 0.15, f"an untranslated image is one offset of {side * side}, not the rule"
-    assert torch.equal(train.random_crop(x, 0, torch.Generator()), x), "padding 0 is off"
+    assert torch.equal(batches.random_crop(x, 0, torch.Generator()), x), "padding 0 is off"
 
 
 def test_translate_fills_with_zeros_and_keeps_the_input():
     x = distinct_images(50)
     before = x.clone()
-    out = train.random_crop(x, 3, torch.Generator().manual_seed(1))
+    out = batches.random_crop(x, 3, torch.Generator().manual_seed(1))
     assert torch.equal(x, before)
     moved = [i for i in range(len(x)) if crop_offset(x[i], out[i], 3) != (3, 3)]
     assert moved and all((out[i] == 0).any() for i in moved), "pixels shifted in are zero"
@@ -52,16 +52,16 @@ def test_translate_fills_with_zeros_and_keeps_the_input():
 
 def test_translate_draws_from_the_generator():
     x = distinct_images(64)
-    a = train.random_crop(x, 4, torch.Generator().manual_seed(5))
-    b = train.random_crop(x, 4, torch.Generator().manual_seed(5))
-    c = train.random_crop(x, 4, torch.Generator().manual_seed(6))
+    a = batches.random_crop(x, 4, torch.Generator().manual_seed(5))
+    b = batches.random_crop(x, 4, torch.Generator().manual_seed(5))
+    c = batches.random_crop(x, 4, torch.Generator().manual_seed(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_flip_is_exactly_a_left_right_mirror_of_about_half_the_images():
     x = distinct_images(1000, 6, 6)
-    out = train.random_flip(x, torch.Generator().manual_seed(2))
-    assert torch.equal(out, train.random_flip(x, torch.Generator().manual_seed(2))), (
+    out = batches.random_flip(x, torch.Generator().manual_seed(2))
+    assert torch.equal(out, batches.random_flip(x, torch.Generator().manual_seed(2))), (
         "drawn from the generator"
     )
     mirrored = torch.tensor([torch.equal(out[i], x[i].flip(2)) for i in range(len(x))])
@@ -78,7 +78,7 @@ def test_flip_is_exactly_a_left_right_mirror_of_about_half_the_images():
 def test_cutout_zeroes_one_square_of_the_configured_side(size):
     n, side = 500, 16
     x = torch.ones(n, 3, side, side)
-    out = train.cutout(x, size, torch.Generator().manual_seed(size))
+    out = batches.cutout(x, size, torch.Generator().manual_seed(size))
     assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 0], out[:, 2]), "all channels"
     inside = 0
     for image in out[:, 0]:
@@ -101,8 +101,8 @@ def test_cutout_zeroes_one_square_of_the_configured_side(size):
 
 def test_cutout_zero_is_off_and_keeps_the_values_outside_the_square():
     x = torch.rand(20, 3, 10, 10) + 0.5
-    assert torch.equal(train.cutout(x, 0, torch.Generator()), x)
-    out = train.cutout(x, 3, torch.Generator().manual_seed(0))
+    assert torch.equal(batches.cutout(x, 0, torch.Generator()), x)
+    out = batches.cutout(x, 3, torch.Generator().manual_seed(0))
     kept = out != 0
     assert torch.equal(out[kept], x[kept])
     assert ((out == 0).flatten(1).sum(1) <= 27).all()
@@ -116,7 +116,7 @@ def device_data(n=64, size=8, input_size=0):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, n)
-    return train.DeviceData(images, labels, MEAN, STD, torch.device("cpu"), input_size), images, labels
+    return batches.DeviceData(images, labels, MEAN, STD, torch.device("cpu"), input_size), images, labels
 
 
 def normalized(images: np.ndarray) -> torch.Tensor:
@@ -225,7 +225,7 @@ def box_can_come_from(boxes: torch.Tensor, side: int, scale, ratio) -> torch.Ten
 @pytest.mark.parametrize("side", [32, 224])
 @pytest.mark.parametrize("scale, ratio", [((0.08, 1.0), (3 / 4, 4 / 3)), ((0.5, 0.7), (0.5, 2.0))])
 def test_resized_crop_boxes_keep_to_scale_and_ratio_inside_the_image(side, scale, ratio):
-    boxes = train.resized_crop_boxes(4000, side, side, scale, ratio, torch.Generator().manual_seed(0))
+    boxes = batches.resized_crop_boxes(4000, side, side, scale, ratio, torch.Generator().manual_seed(0))
     top, left, h, w = boxes.unbind(1)
     assert boxes.dtype == torch.long and boxes.shape == (4000, 4)
     assert (h >= 1).all() and (w >= 1).all() and (top >= 0).all() and (left >= 0).all()
@@ -248,7 +248,9 @@ def test_resized_crop_boxes_are_drawn_as_torchvisions_random_resized_crop():
     from torchvision.transforms import RandomResizedCrop
 
     scale, ratio, side = (0.08, 1.0), (3 / 4, 4 / 3), 64
-    ours = train.resized_crop_boxes(4000, side, side, scale, ratio, torch.Generator().manual_seed(1)).double()
+    ours = batches.resized_crop_boxes(
+        4000, side, side, scale, ratio, torch.Generator().manual_seed(1)
+    ).double()
     torch.manual_seed(1)
     image = torch.zeros(3, side, side)
     theirs = torch.tensor([RandomResizedCrop.get_params(image, scale, ratio) for _ in range(4000)]).double()
@@ -268,7 +270,7 @@ def test_when_no_try_fits_the_box_is_torchvisions_centre_crop_of_the_clamped_rat
     deterministic, is the box of every image; with a ratio holding 1 it is the whole image."""
     from torchvision.transforms import RandomResizedCrop
 
-    boxes = train.resized_crop_boxes(50, 30, 30, (1.0, 1.0), ratio, torch.Generator().manual_seed(0))
+    boxes = batches.resized_crop_boxes(50, 30, 30, (1.0, 1.0), ratio, torch.Generator().manual_seed(0))
     expected = RandomResizedCrop.get_params(torch.zeros(3, 30, 30), [1.0, 1.0], list(ratio))
     assert all(tuple(box) == expected for box in boxes.tolist())
 
@@ -276,7 +278,7 @@ def test_when_no_try_fits_the_box_is_torchvisions_centre_crop_of_the_clamped_rat
 def test_resized_crop_of_the_whole_image_at_its_size_is_the_identity():
     x = torch.rand(16, 3, 20, 20)
     gen = torch.Generator().manual_seed(0)
-    torch.testing.assert_close(train.random_resized_crop(x, 20, (1.0, 1.0), (1.0, 1.0), gen), x)
+    torch.testing.assert_close(batches.random_resized_crop(x, 20, (1.0, 1.0), (1.0, 1.0), gen), x)
 
 
 def test_resized_crop_is_crop_then_bilinear_resize():
@@ -287,14 +289,14 @@ def test_resized_crop_is_crop_then_bilinear_resize():
 
     x = torch.rand(3, 3, 40, 40)
     boxes = torch.tensor([[0, 0, 40, 40], [5, 9, 12, 20], [20, 3, 17, 9]])
-    out = train.resized_crop(x, boxes, 24)
+    out = batches.resized_crop(x, boxes, 24)
     assert out.shape == (3, 3, 24, 24)
     for image, (top, left, h, w), got in zip(x, boxes.tolist(), out, strict=True):
         theirs = TF.resized_crop(image, top, left, h, w, [24, 24], antialias=False)
         edge = math.ceil(24 / min(h, w))
         torch.testing.assert_close(got[:, edge:-edge, edge:-edge], theirs[:, edge:-edge, edge:-edge])
     # at the image's edges too, nothing from outside it comes in: a uniform image's crops are uniform
-    ones = train.random_resized_crop(
+    ones = batches.random_resized_crop(
         torch.ones(64, 3, 8, 8), 32, (0.08, 1.0), (3 / 4, 4 / 3), torch.Generator()
     )
     torch.testing.assert_close(ones, torch.ones_like(ones))
@@ -302,7 +304,7 @@ def test_resized_crop_is_crop_then_bilinear_resize():
 
 def test_random_resized_crop_draws_from_the_generator_alone():
     x = distinct_images(32, 16, 16)
-    crop = lambda seed: train.random_resized_crop(x, 16, (0.08, 1.0), (3 / 4, 4 / 3),  # noqa: E731
+    crop = lambda seed: batches.random_resized_crop(x, 16, (0.08, 1.0), (3 / 4, 4 / 3),  # noqa: E731
                                                    torch.Generator().manual_seed(seed))  # fmt: skip
     torch.manual_seed(1)
     a = crop(5)
@@ -335,7 +337,7 @@ def test_the_options_are_the_crops_scale_from_crop_scale_to_1_and_ratio_from_1_o
         torch.arange(30), options(crop_scale=0.3, crop_ratio=1.5), torch.Generator().manual_seed(4)
     )
     floats = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-    crops = train.random_resized_crop(
+    crops = batches.random_resized_crop(
         floats, 12, (0.3, 1.0), (1 / 1.5, 1.5), torch.Generator().manual_seed(4)
     )
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 from builders import REPO, train_killed_after, weights_hash, without_timings
-from labbook import arrays, export, train
+from labbook import arrays, batches, export, train
 from labbook.plan import options as training_options
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -334,10 +334,10 @@ def saved_weights(out_dir) -> dict:
     return torch.load(Path(out_dir) / "model.pt", weights_only=True)
 
 
-def the_test_split(data_dir, metrics) -> "train.DeviceData":
+def the_test_split(data_dir, metrics) -> "batches.DeviceData":
     inputs = metrics["inputs"]
     images, labels = arrays.load_split(data_dir, "test")
-    return train.DeviceData(images, labels, inputs["mean"], inputs["std"], "cpu", inputs["input_size"])
+    return batches.DeviceData(images, labels, inputs["mean"], inputs["std"], "cpu", inputs["input_size"])
 
 
 def test_keep_best_keeps_the_epoch_of_the_highest_val_accuracy_everywhere(demo_data, tmp_path, monkeypatch):
