@@ -264,11 +264,26 @@ def model_table(records: list) -> str:
                 f"{o['optimizer']} lr {o['lr']}, {o['schedule']}",
                 o["batch_size"],
                 precision + ", compiled" * bool(m.get("compiled")) + "".join(f" ⚠ {w}" for w in warnings),
+                processes_and_data(m),
             ]
         )
     header = ["run", "model", "weights", "trainable", "parameters", "trained", "normalization",
-              "input size", "optimizer", "batch", "precision"]  # fmt: skip
+              "input size", "optimizer", "batch", "precision", "processes, data"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+def processes_and_data(metrics: dict) -> str:
+    """How many processes trained a run, and whether its splits were resident on the device or
+    streamed to it ("—" for runs recorded before labbook said)."""
+    processes = metrics.get("processes", 1)
+    placement = metrics.get("data_placement")
+    if not placement:
+        where = "—"
+    elif len(set(placement.values())) == 1:
+        where = next(iter(placement.values()))
+    else:
+        where = "; ".join(f"{split} {kind}" for split, kind in placement.items())
+    return f"{processes} process{'es' * (processes > 1)}, {where}"
 
 
 def sweeps(records: list) -> dict:

@@ -253,6 +253,13 @@ def test_the_reports_model_table_shows_normalization_input_size_precision_and_wa
     assert "ResNet18_Weights.IMAGENET1K_V1 (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225)" in row
     assert "| 224 |" in row and "| head |" in row and "1,539" in row
     assert "bf16 ⚠ precision bf16 on a CPU: slow" in row
+    assert row.endswith("| 1 process, — |"), "a run recorded before labbook said where its data lived"
+    metrics.update(processes=2, data_placement={"train": "streamed", "val": "resident", "test": "resident"})
+    row = report.model_table([{"name": "transfer", "seed": 0, "metrics": metrics}]).splitlines()[-1]
+    assert row.endswith("| 2 processes, train streamed; val resident; test resident |")
+    metrics["data_placement"] = dict.fromkeys(("train", "val", "test"), "streamed")
+    row = report.model_table([{"name": "transfer", "seed": 0, "metrics": metrics}]).splitlines()[-1]
+    assert row.endswith("| 2 processes, streamed |")
 
 
 def test_environment_table_with_a_gpu_record():
