@@ -16,8 +16,9 @@ writes the JSON after each section (a run killed at its time limit keeps what it
   vgg16                 VGG16 in bf16 at 224 px (upsampled on the device) against a bare loop
   workflow              the whole CIFAR-10 workflow through `snakemake` in a temporary copy, then
                         a rerun that must have nothing to do
+  streamed_vs_resident  the fast setting's epochs with the split resident on the device against
+                        streamed from its .npy file (background reads, pinned memory, async copies)
   memory                GPU memory peaks of each of the above (null on a CPU, with a note)
-  streamed_vs_resident  a slot: that feature is not in labbook yet
 
 Data: the CIFAR-10 JPEG copy (--cifar10-jpeg, its extracted root or the tarball, which is
 extracted to a temporary folder; by default ../shared/data/cifar10-jpeg.tar.gz or
@@ -53,7 +54,13 @@ import torch  # noqa: E402
 import train_bench  # noqa: E402
 from labbook import arrays, imagefolder, train  # noqa: E402
 
-SECTIONS = ("train_step", "fast_compile", "vgg16", "workflow")  # timed, in order of importance
+SECTIONS = (
+    "train_step",
+    "fast_compile",
+    "vgg16",
+    "streamed_vs_resident",
+    "workflow",
+)  # timed, in order of importance
 DEFAULT_TARBALLS = (REPO.parent / "shared/data/cifar10-jpeg.tar.gz", REPO / ".whl/data/cifar10-jpeg.tar.gz")
 MIB = 1024 * 1024
 
@@ -80,6 +87,10 @@ RATIOS = {
     "train_fast_compiled/train_fast": ("train.train() with its `compile` option against without", None),
     "pipeline_vgg16/bare_vgg16": (
         "labbook's train step against a bare loop on a big network, where the step is compute",
+        0.9,
+    ),
+    "streamed/resident": (
+        "a split streamed from its file batch by batch against the same split resident on the device",
         0.9,
     ),
     "noop_rerun/first": ("what a rerun with nothing to do costs, as a share of the whole workflow", None),
@@ -124,7 +135,13 @@ FULL = Sizes(
     vgg_input=224,
     vgg_rounds=3,
     workflow="cifar10",
-    estimates={"train_step": 90, "fast_compile": 150, "vgg16": 45, "workflow": 120},
+    estimates={
+        "train_step": 90,
+        "fast_compile": 150,
+        "vgg16": 45,
+        "streamed_vs_resident": 40,
+        "workflow": 120,
+    },
 )
 # On a CPU: the same code paths at toy sizes. VGG16 (138M parameters, 224 px) would take many
 # minutes on two cores, so its section runs a stand-in model, and says so.
@@ -143,7 +160,7 @@ SMALL = Sizes(
     vgg_input=48,
     vgg_rounds=1,
     workflow="tiny",
-    estimates={"train_step": 15, "fast_compile": 100, "vgg16": 5, "workflow": 90},
+    estimates={"train_step": 15, "fast_compile": 100, "vgg16": 5, "streamed_vs_resident": 10, "workflow": 90},
 )
 DEMO_IMAGES = 10_000  # generated images when there is no CIFAR-10 copy (PNG writing is slow)
 
@@ -574,7 +591,28 @@ class Bench:
             )
         return out
 
-    # ------------------------------------------------ 4. the whole workflow, then a no-op rerun
+    # ------------------------------------------------ 4. streamed against resident
+    def streamed_vs_resident(self, left_s):
+        s = self.sizes
+        a = self.data.arrays(self.n(s.fast_images))
+        fast = self.options(batch_size=s.fast_batch, precision="bf16", channels_last=True)
+        _fresh_memory(self.device)
+        args = (a["images"], a["labels"], a["mean"], a["std"], fast, self.device, a["classes"])
+        loops = timed_rates(train_bench.placements(*args, self.tmp), s.fast_rounds, self.device)
+        return {
+            **self.where(),
+            "what": "train.train's epochs (SplitData.epoch + train_step), fast setting, on the same images: "
+            "the split resident on the device against streamed from its .npy file (page cache warm after "
+            "the untimed epoch)",
+            "data": self.data.describe(a),
+            "sizes": {"images": len(a["labels"]), "batch_size": s.fast_batch},
+            "repeats": {"warmup_epochs": 1, "timed_epochs": s.fast_rounds},
+            "loops": loops,
+            "ratios": ratios(loops, "images_per_s", "streamed/resident"),
+            "memory": section_memory(loops, self.device),
+        }
+
+    # ------------------------------------------------ 5. the whole workflow, then a no-op rerun
     def workflow_config(self) -> dict:
         import yaml
         from builders import tiny_config
@@ -727,7 +765,7 @@ class Bench:
 
 
 def memory_section(results: dict, device) -> dict:
-    """5. The memory peaks the sections recorded, gathered; on a CPU null, with a note."""
+    """6. The memory peaks the sections recorded, gathered; on a CPU null, with a note."""
     if device.type != "cuda":
         return {
             "status": "done",
@@ -742,15 +780,6 @@ def memory_section(results: dict, device) -> dict:
         "total_mib": torch.cuda.get_device_properties(device).total_memory / MIB,
         "value": peaks,
     }
-
-
-STREAMED_VS_RESIDENT = {
-    "status": "not built yet",
-    "value": None,
-    "note": "labbook keeps every split resident on the device; streaming batches from host memory is "
-    "not in labbook yet, so there is nothing to compare. The slot is kept so that the JSON's shape "
-    "does not change when it is built.",
-}
 
 
 # ---------------------------------------------------------------- the summary
@@ -792,7 +821,6 @@ def summary(report: dict) -> list[str]:
             )
     memory = sections["memory"]
     lines.append(f"memory: {memory.get('note') or 'peaks per section in the JSON'}")
-    lines.append(f"streamed_vs_resident: {sections['streamed_vs_resident']['status']}")
     return lines
 
 
@@ -883,11 +911,7 @@ def main(argv=None) -> dict:
     finally:
         if not args.keep_tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    report["sections"] = {
-        **results,
-        "memory": memory_section(results, device),
-        "streamed_vs_resident": STREAMED_VS_RESIDENT,
-    }
+    report["sections"] = {**results, "memory": memory_section(results, device)}
     report["skipped"] = {k: v["reason"] for k, v in results.items() if v["status"] == "skipped"}
     report["meta"]["total_s"] = time.monotonic() - started
     report["summary"] = summary(report)

@@ -6,6 +6,7 @@
 
     python bench/train_bench.py --imagefolder /tmp/cifar10/train --images 10000
     python bench/train_bench.py                        # generated demo images, anywhere
+    python bench/train_bench.py --placements           # only: resident split against streamed
 
 Prints images/s per loop (best of several epochs taken in turns) and the ratios. On CUDA it adds the fast setting (bs 512, bf16,
 channels_last) for the pipeline and the bare loop.
@@ -138,6 +139,37 @@ def pipeline(images, labels, mean, std, opts, device, classes, compile_model=Fal
     return len(data), epoch
 
 
+def placements(images, labels, mean, std, opts, device, classes, folder: Path) -> dict:
+    """Two loops of train.train's own epochs (SplitData.epoch, train_step) on the same images:
+    the split resident on the device, and streamed from a `.npy` file in folder as the data step
+    writes it (read batch by batch in a background thread; pinned memory on CUDA). The file is
+    in the page cache after the first epoch, as a split that fits the host's memory is."""
+    path = Path(folder) / "train_images.npy"
+    np.save(path, images)
+    rows = batches.Rows(np.load(path, mmap_mode="r"))
+    splits = {
+        "resident": batches.DeviceData(images, labels, mean, std, device, opts.input_size),
+        "streamed": batches.StreamedData(rows, labels, mean, std, device, opts.input_size),
+    }
+    loops = {}
+    for name, data in splits.items():
+        model = models.build(opts.model, len(classes)).to(device)
+        if opts.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = train.make_optimizer(opts, model.parameters())
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        scaler = torch.amp.GradScaler(device.type, enabled=opts.precision == "fp16")
+        gen = torch.Generator().manual_seed(0)
+
+        def epoch(data=data, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, gen=gen):
+            loss_fn = torch.nn.CrossEntropyLoss()
+            for x, y in data.epoch(opts.batch_size, opts, gen):
+                train.train_step(model, x, y, opts, loss_fn, optimizer, scheduler, scaler)
+
+        loops[name] = (len(data), epoch)
+    return loops
+
+
 def best_rates(loops: dict, rounds: int) -> dict:
     """Images/s of each loop: one untimed warm-up epoch each, then `rounds` rounds that time one
     epoch of every loop in turn, keeping each loop's best. Taking turns spreads drifts in the
@@ -166,6 +198,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed-style loop")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--placements", action="store_true", help="only the split resident against streamed from its file"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -185,6 +220,15 @@ def main():
         f"{len(images)} images {images.shape[1:]}, model {args.model}, batch {args.batch_size}, fp32, on {name}"
     )
 
+    if args.placements:
+        with tempfile.TemporaryDirectory() as folder:
+            rates = best_rates(
+                placements(images, labels, mean, std, opts, device, classes, folder), args.rounds
+            )
+        for loop, rate in rates.items():
+            print(f"  {loop:<14} {rate:10.0f} images/s")
+        print(f"streamed / resident   {rates['streamed'] / rates['resident']:.2f}×")
+        return
     loops = {
         "pipeline": pipeline(images, labels, mean, std, opts, device, classes),
         "bare": bare(images, labels, mean, std, opts, device, classes),
