@@ -17,6 +17,7 @@ import math
 import os
 import queue
 import threading
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -362,15 +363,42 @@ class StreamedData(SplitData):
 
 # ---------------------------------------------------------------- where each split lives
 def free_memory(device: torch.device) -> int:
-    """Bytes free on the device: CUDA's own count, else the host's available memory."""
+    """Bytes free on the device: CUDA's own count, else the host's available memory, and no more
+    than the job's memory limit leaves (a Slurm job's cgroup: the node may have far more)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
         with open("/proc/meminfo") as f:
             info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024
+        free = int(info["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    left = cgroup_memory_left()
+    return max(0, free if left is None else min(free, left))
+
+
+def cgroup_memory_left(root=Path("/sys/fs/cgroup"), membership=Path("/proc/self/cgroup")) -> int | None:
+    """Bytes this process's memory cgroup may still use (its limit less its usage), or None when
+    it has no limit: cgroup v2's memory.max/memory.current, else v1's memory controller."""
+    try:
+        groups = dict(line.split(":", 2)[1:] for line in membership.read_text().splitlines())
+    except (OSError, ValueError):
+        return None
+    places = []
+    if "memory" in groups:  # v1
+        places.append(
+            (root / "memory" / groups["memory"].lstrip("/"), "memory.limit_in_bytes", "memory.usage_in_bytes")
+        )
+    if "" in groups:  # v2
+        places.append((root / groups[""].lstrip("/"), "memory.max", "memory.current"))
+    for folder, limit_file, usage_file in places:
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            if limit != "max" and int(limit) < 1 << 60:  # v1 writes "no limit" as a huge number
+                return int(limit) - int((folder / usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def placements(sizes: dict, placement: str, free: int) -> dict:

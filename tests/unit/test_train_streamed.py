@@ -111,3 +111,23 @@ def test_a_run_streamed_gives_the_numbers_of_the_same_run_resident(tmp_path):
     assert (streamed["test_loss"], streamed["test_acc"]) == (resident["test_loss"], resident["test_acc"])
     logits = [np.load(tmp_path / p / "predictions.npz")["logits"] for p in runs]
     assert np.array_equal(*logits)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_jobs_memory_limit_bounds_the_free_memory_auto_counts_on(tmp_path, version):
+    """A Slurm job's cgroup may allow far less than the node has free: auto must not keep a split
+    resident that the job's limit would kill."""
+    membership = tmp_path / "cgroup"
+    if version == "v1":
+        membership.write_text("4:memory:/slurm/job_7\n1:cpu:/\n")
+        folder, files = tmp_path / "memory/slurm/job_7", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    else:
+        membership.write_text("0::/system.slice/job_7\n")
+        folder, files = tmp_path / "system.slice/job_7", ("memory.max", "memory.current")
+    folder.mkdir(parents=True)
+    (folder / files[0]).write_text("8000000000\n")
+    (folder / files[1]).write_text("3000000000\n")
+    assert batches.cgroup_memory_left(tmp_path, membership) == 5_000_000_000
+    (folder / files[0]).write_text("max\n" if version == "v2" else "9223372036854771712\n")
+    assert batches.cgroup_memory_left(tmp_path, membership) is None, "no limit"
+    assert batches.cgroup_memory_left(tmp_path, tmp_path / "absent") is None
