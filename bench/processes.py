@@ -25,10 +25,18 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--model", default="cifarnet")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads of the job, shared by its processes")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads of the job, shared by its processes"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="labbook-processes-"))
-    spec = {"name": "shapes", "kind": "demo", "train_size": args.train_size, "val_size": 500, "test_size": 1000}
+    spec = {
+        "name": "shapes",
+        "kind": "demo",
+        "train_size": args.train_size,
+        "val_size": 500,
+        "test_size": 1000,
+    }
     prepare.prepare(spec, folder / "data")
     runs = {}
     for processes in (1, args.processes):
@@ -36,7 +44,9 @@ def main():
             model=args.model, epochs=args.epochs, batch_size=args.batch_size, gpus=processes
         )
         started = time.perf_counter()
-        metrics = train.train(opts, folder / "data", folder / f"p{processes}", threads=args.threads, log=lambda *_: None)
+        metrics = train.train(
+            opts, folder / "data", folder / f"p{processes}", threads=args.threads, log=lambda *_: None
+        )
         runs[processes] = {
             "wall_s": time.perf_counter() - started,
             "images_per_s": metrics["images_per_s"],

@@ -2,7 +2,7 @@
 machine, each on a GPU of its own (NCCL; on a machine without GPUs, on the CPU with gloo), and
 PyTorch's DistributedDataParallel averages their gradients after every step.
 
-    python -m labbook.distributed JOB.json      # one worker; torchrun starts N (launch, below)
+    python -m labbook.worker JOB.json      # one worker (worker.py); torchrun starts N (launch)
 
 The run stays one run: every worker draws the same seeded order and augmentation of each whole
 batch and trains on its contiguous shard of it (batches.shard), so the global batch is the run's
@@ -110,7 +110,7 @@ def launch(opts, data_dir, out_dir, seed: int, threads: int, checkpoint_path, lo
         "OMP_NUM_THREADS": str(max(1, cpus // opts.gpus)),  # torchrun's default would be 1
     }
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += [f"--nproc-per-node={opts.gpus}", "-m", __name__, str(job_path)]
+    command += [f"--nproc-per-node={opts.gpus}", "-m", "labbook.worker", str(job_path)]
     log(f"training with {opts.gpus} processes: {' '.join(command[2:])}")
     try:
         with subprocess.Popen(
@@ -128,30 +128,3 @@ def launch(opts, data_dir, out_dir, seed: int, threads: int, checkpoint_path, lo
     from .plan import files
 
     return json.loads((out_dir / files.RUN["metrics"]).read_text())
-
-
-def main(argv: list[str]) -> None:
-    """One worker: join the process group torchrun set up, train, leave it."""
-    import torch
-    import torch.distributed as dist
-
-    from . import train
-    from .plan.options import TrainOptions
-
-    job = json.loads(Path(argv[0]).read_text())
-    opts = TrainOptions.from_dict(job["options"])
-    on_gpus = torch.cuda.is_available() and opts.device != "cpu"
-    if on_gpus:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group("nccl" if on_gpus else "gloo")
-    say = print if dist.get_rank() == 0 else lambda *args, **kwargs: None  # one log: rank 0's
-    try:
-        train.train(
-            opts, job["data_dir"], job["out_dir"], job["seed"], job["threads"], job["checkpoint_path"], say
-        )
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

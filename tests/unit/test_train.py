@@ -284,7 +284,7 @@ def test_pretrained_weights_get_their_normalization_not_the_datasets(demo_data, 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
     torch.save(resnet18().state_dict(), tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
-    images = torch.from_numpy(np.load(demo_data / "test.npz")["images"]).permute(0, 3, 1, 2).float() / 255
+    images = torch.from_numpy(np.load(demo_data / "test_images.npy")).permute(0, 3, 1, 2).float() / 255
     manifest = json.loads((demo_data / "manifest.json").read_text())
     run = {
         **TINY,

@@ -164,7 +164,7 @@ class TrainOptions(Options):
         and a user's model file); a checkpoint is resumed only into the same."""
         code = hashlib.sha256()
         library = Path(__file__).parents[1]
-        for module in ("train.py", "models.py", "plan/options.py"):
+        for module in ("train.py", "batches.py", "distributed.py", "models.py", "plan/options.py"):
             code.update((library / module).read_bytes())
         code.update(model_file_hash(self.model).encode())
         options = dataclasses.asdict(self)
