@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The workflow's own files (notebooks, library) are found from this file, not from the working
@@ -89,13 +90,37 @@ def notebook_command(extra=""):
     )
 
 
-# Runs a command on a GPU of its own (labbook/gpus.py): Snakemake's `--resources gpu=N` only
-# counts GPUs, this picks which one, through CUDA_VISIBLE_DEVICES. `env` carries the command's
-# own VAR=value prefix (PYTHONPATH) through the wrapper, which sets PYTHONPATH for itself too.
-def on_own_gpu(command):
-    return (
-        f"PYTHONPATH={workflow_path('scripts')} python -m labbook.gpus -- env {command}"
-    )
+# Runs a command on GPUs of its own (labbook/gpus.py): Snakemake's `--resources gpu=N` only
+# counts GPUs, this picks which ones, through CUDA_VISIBLE_DEVICES. `count`, where given, is how
+# many (all or none; e.g. "{resources.gpu}"), else one. `env` carries the command's own
+# VAR=value prefix (PYTHONPATH) through the wrapper, which sets PYTHONPATH for itself too.
+def on_own_gpu(command, count=None):
+    claim = f"--count {count} -- " if count is not None else "-- "
+    return f"PYTHONPATH={workflow_path('scripts')} python -m labbook.gpus {claim}env {command}"
+
+
+# A training job's GPUs: its run's `gpus` (TrainOptions' default 1), one process on each. The
+# rule's `resources: gpu=` (what `--resources gpu=K` sums up locally, and Slurm's --gpus) and its
+# GPU claim both follow it. Snakemake would silently cut a job's gpu down to K where K is less,
+# and then training would start more processes than it has devices: refuse that up front.
+def train_gpus(wildcards):
+    count = {**options.defaults(), **PLAN.train_options(wildcards.run)}["gpus"]
+    cap = workflow.global_resources.get("gpu").value
+    if cap is not None and count > cap:
+        raise WorkflowError(
+            f"run {wildcards.run!r} trains on `gpus: {count}`, but `--resources gpu={cap}`"
+            f" allows {cap}: raise gpu to at least {count}, or lower the run's gpus"
+        )
+    return count
+
+
+# CPUs per training GPU: a run on N GPUs has N processes, each fed by as many threads as a
+# one-GPU run (profiles/slurm asks cpus_per_gpu for the same reason).
+TRAIN_THREADS_PER_GPU = 4
+
+
+def train_threads(wildcards):
+    return TRAIN_THREADS_PER_GPU * train_gpus(wildcards)
 
 
 def code_hash(notebook, *shell_modules):

@@ -14,14 +14,14 @@ rule train:
         f"{EXPERIMENT_DIR}/benchmarks/train/{{run}}/seed{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: 4
+    threads: train_threads
     resources:
-        gpu=1,
+        gpu=train_gpus,
         runtime=limit("train", "runtime"),
         mem_mb=limit("train", "mem_mb"),
     params:
         notebook=train_params,
-        code=code_hash("train.ipynb", "labbook.gpus"),
+        code=code_hash("train.ipynb", "labbook.gpus", "labbook.worker"),
         model_file=model_file_hash,
     shell:
-        on_own_gpu(notebook_command())
+        on_own_gpu(notebook_command(), count="{resources.gpu}")

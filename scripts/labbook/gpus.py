@@ -1,15 +1,22 @@
-"""Give a job a GPU of its own, then run it:  python -m labbook.gpus -- COMMAND [ARGS...]
+"""Give a job GPUs of its own, then run it:  python -m labbook.gpus [--count N] -- COMMAND [ARGS...]
 
-Snakemake's `--resources gpu=N` only counts GPUs: it never says *which* one a job may use, so
-two training jobs started at once would both pick device 0. This wrapper claims a free device by
-holding an exclusive `flock` on one lock file per device, sets CUDA_VISIBLE_DEVICES to it and
-replaces itself (exec) with COMMAND. The lock lives as long as the open file does, so it is
-released when COMMAND exits, also when it crashes or is killed: nothing to clean up.
+Snakemake's `--resources gpu=N` only counts GPUs: it never says *which* ones a job may use, so
+two training jobs started at once would both pick device 0. This wrapper claims free devices by
+holding an exclusive `flock` on one lock file per device, sets CUDA_VISIBLE_DEVICES to them
+(comma-separated, in the listed order) and replaces itself (exec) with COMMAND. The locks live as
+long as the open files do, so they are released when COMMAND exits, also when it crashes or is
+killed: nothing to clean up.
+
+`--count N` (default 1) claims N distinct devices, all or none: a job never waits while holding
+some, so two jobs each holding one of the devices the other wants cannot deadlock. Where fewer
+than N are free it lets go of those it got and tries again later (so a job asking for many can
+be overtaken by jobs asking for one; Snakemake's `--resources gpu=K` keeps that rare). Asking
+for more devices than are listed is an error, not an endless wait.
 
 Which devices: LABBOOK_GPUS ("0,1,2" or UUIDs), else what `nvidia-smi -L` lists, else none, and
 then COMMAND runs unchanged (CPU). A CUDA_VISIBLE_DEVICES that is already set (by Slurm, or by
-the user) is respected: COMMAND runs unchanged. When every device is taken (more jobs than
-GPUs, e.g. a run without `--resources gpu=N`) it waits for one to come free.
+the user) is respected: COMMAND runs unchanged. When not enough devices are free (more jobs than
+GPUs, e.g. a run without `--resources gpu=N`) it waits for them to come free.
 
 Locks are files in LABBOOK_GPU_LOCKS, else <tmp>/labbook-gpu-locks, shared by every workflow on
 the machine, so two Snakemake runs side by side do not share a device either.
@@ -25,7 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-WAIT_SECONDS = 2.0  # between attempts while every device is taken
+WAIT_SECONDS = 2.0  # between attempts while not enough devices are free
+USAGE = "usage: python -m labbook.gpus [--count N] -- COMMAND [ARGS...]"
 
 
 def listed_devices() -> list[str]:
@@ -69,37 +77,76 @@ def lock_dir() -> Path:
     return path
 
 
-def claim(devices: list[str], locks: Path) -> tuple[str, int]:
-    """(device, open lock fd) for the first free device; waits while all are taken."""
+def try_claim(devices: list[str], locks: Path, count: int) -> tuple[list[str], list[int]] | None:
+    """`count` free devices and their open lock fds, taken without waiting; None (and nothing
+    held) when fewer are free."""
+    claimed, fds = [], []
+    for device in devices:
+        name = locks / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.lock"
+        fd = os.open(name, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        claimed.append(device)
+        fds.append(fd)
+        if len(claimed) == count:
+            return claimed, fds
+    for fd in fds:  # not enough: hold none, so no one waits on a job that waits itself
+        os.close(fd)
+    return None
+
+
+def claim(devices: list[str], locks: Path, count: int = 1) -> tuple[list[str], list[int]]:
+    """(devices, open lock fds) for `count` distinct free devices; waits until that many are
+    free at once. ValueError when fewer than `count` are listed at all."""
+    if count > len(devices):
+        raise ValueError(
+            f"{count} GPUs asked for, but only {len(devices)} listed: {','.join(devices) or 'none'}"
+        )
     told_waiting = False
     while True:
-        for device in devices:
-            name = locks / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', device)}.lock"
-            fd = os.open(name, os.O_RDONLY | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return device, fd
+        if got := try_claim(devices, locks, count):
+            return got
         if not told_waiting:
-            print(f"labbook.gpus: all of {devices} are in use; waiting", file=sys.stderr, flush=True)
+            wanted = "all of" if count == 1 else f"{count} free at once among"
+            print(f"labbook.gpus: waiting for {wanted} {devices} (in use)", file=sys.stderr, flush=True)
             told_waiting = True
         time.sleep(WAIT_SECONDS)
 
 
-def main(argv: list[str]) -> None:
+def parse(argv: list[str]) -> tuple[int, list[str]]:
+    """(count, COMMAND) from `[--count N] [--] COMMAND...`."""
+    count = "1"
+    if argv[:1] == ["--count"]:
+        count, argv = (argv[1] if len(argv) > 1 else ""), argv[2:]
+    elif argv[:1] and argv[0].startswith("--count="):
+        count, argv = argv[0].partition("=")[2], argv[1:]
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    if not argv:
-        sys.exit(__doc__.splitlines()[0])
+    if not argv or not count.isdigit() or int(count) < 1:
+        sys.exit(f"{USAGE}\n(--count is a whole number of GPUs, at least 1)")
+    return int(count), argv
+
+
+def main(argv: list[str]) -> None:
+    count, argv = parse(argv)
     if "CUDA_VISIBLE_DEVICES" in os.environ:
-        note = f"CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r} already set, kept"
+        given = os.environ["CUDA_VISIBLE_DEVICES"]
+        note = f"CUDA_VISIBLE_DEVICES={given!r} already set, kept"
+        if len([device for device in given.split(",") if device.strip()]) < count:
+            note += f" (fewer than the {count} asked for)"
     elif devices := listed_devices():
-        device, fd = claim(devices, lock_dir())
-        os.set_inheritable(fd, True)  # the lock must outlive exec: it is held until COMMAND ends
-        os.environ["CUDA_VISIBLE_DEVICES"] = device
-        note = f"CUDA_VISIBLE_DEVICES={device} (of {','.join(devices)})"
+        try:
+            claimed, fds = claim(devices, lock_dir(), count)
+        except ValueError as error:
+            where = "LABBOOK_GPUS" if "LABBOOK_GPUS" in os.environ else "nvidia-smi -L"
+            sys.exit(f"labbook.gpus: {error} ({where}); ask for fewer (the run's `gpus:`)")
+        for fd in fds:
+            os.set_inheritable(fd, True)  # the locks must outlive exec: held until COMMAND ends
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(claimed)
+        note = f"CUDA_VISIBLE_DEVICES={','.join(claimed)} (of {','.join(devices)})"
     else:
         note = "no GPU listed (LABBOOK_GPUS, nvidia-smi): CUDA_VISIBLE_DEVICES left unset"
     print(f"labbook.gpus: {note}", file=sys.stderr, flush=True)

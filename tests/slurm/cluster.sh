@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real single-node Slurm on this machine, with accounting (slurmdbd + MariaDB) and one fake GPU.
+# A real single-node Slurm on this machine, with accounting (slurmdbd + MariaDB) and two fake GPUs.
 #
 #   sudo tests/slurm/cluster.sh install          Debian's packages, where missing
 #   sudo tests/slurm/cluster.sh start DIR        daemons up, node idle; state, logs, PID files in DIR
@@ -10,8 +10,10 @@
 # - the config is written to /etc/slurm/: the executor plugin strips SLURM_CONF from the job step,
 #   and slurmdbd.conf/gres.conf are looked up beside slurm.conf. A slurm.conf that was there before
 #   is kept as slurm.conf.labbook-saved and put back by `stop`;
-# - the GPU is declared with File=/dev/null: a gres without a device file drains the node; jobs
-#   then see CUDA_VISIBLE_DEVICES=0 but have no GPU;
+# - two GPUs, declared with File=/dev/null and File=/dev/zero, a gres.conf line each: a gres
+#   without a device file drains the node, and slurmd refuses the same file twice ("gpu duplicate
+#   device file name"). Jobs then see CUDA_VISIBLE_DEVICES=0 (or 1, or 0,1) but have no GPU. Two,
+#   so a training run with `gpus: 2` is given both in one task;
 # - cgroups stay off: with device constraints, jobs without a GPU were denied /dev/null.
 # - DIR must be traversable by the mysql user (MariaDB keeps its data there): `start` chmods it 755.
 set -euo pipefail
@@ -95,13 +97,14 @@ AccountingStorageHost=localhost
 AccountingStorageTRES=gres/gpu
 # the plugin puts the rule name in the job comment; keep it in the accounting for sacct
 AccountingStoreFlags=job_comment
-$hardware NodeAddr=127.0.0.1 RealMemory=$memory Gres=gpu:1 State=UNKNOWN
+$hardware NodeAddr=127.0.0.1 RealMemory=$memory Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
   cat >$ETC/gres.conf <<EOF
-# labbook test cluster: one fake GPU
+# labbook test cluster: two fake GPUs
 AutoDetect=off
-NodeName=$NODE Name=gpu File=/dev/null Count=1
+NodeName=$NODE Name=gpu File=/dev/null
+NodeName=$NODE Name=gpu File=/dev/zero
 EOF
   cat >$ETC/slurmdbd.conf <<EOF
 # labbook test cluster

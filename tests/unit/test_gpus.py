@@ -1,6 +1,6 @@
-"""One GPU per job (labbook/gpus.py): `python -m labbook.gpus -- COMMAND`, run as real processes on a
-faked device list; the lock folder's default place and mode. (The workflow giving each training
-job its own device: workflows/test_workflow_gpus.py.)"""
+"""GPUs of its own per job (labbook/gpus.py): `python -m labbook.gpus [--count N] -- COMMAND`, run as
+real processes on a faked device list; the lock folder's default place and mode. (The workflow
+giving each training job its own devices: workflows/test_workflow_gpus.py.)"""
 
 import os
 import signal
@@ -34,12 +34,13 @@ def wrapper_env(tmp_path, devices):
     return env
 
 
-def start_job(tmp_path, env, name, seconds):
+def start_job(tmp_path, env, name, seconds, count=None):
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "labbook.gpus",
+            *(["--count", str(count)] if count is not None else []),
             "--",
             sys.executable,
             "-c",
@@ -99,6 +100,111 @@ def test_no_gpu_leaves_the_job_on_the_cpu(tmp_path):
     assert read_job(tmp_path / "job")[0] == "<unset>"
 
 
+# ---------------------------------------------------------------- several devices per job
+def overlapping(held):
+    """Pairs of jobs (by name) that held their devices at the same time."""
+    names = sorted(held)
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if held[a][1] < held[b][2] and held[b][1] < held[a][2]
+    ]
+
+
+def test_two_jobs_of_two_on_four_devices_get_disjoint_pairs(tmp_path):
+    env = wrapper_env(tmp_path, "0,1,2,3")
+    jobs = {name: start_job(tmp_path, env, name, 1.5, count=2) for name in ("a", "b")}
+    for job in jobs.values():
+        assert job.wait(timeout=60) == 0, job.stderr.read()
+    held = {name: read_job(tmp_path / name) for name in jobs}
+    pairs = {name: held[name][0].split(",") for name in jobs}
+    assert all(len(pair) == 2 == len(set(pair)) for pair in pairs.values()), pairs
+    assert set(pairs["a"]).isdisjoint(pairs["b"]), pairs
+    assert sorted(pairs["a"] + pairs["b"]) == ["0", "1", "2", "3"]
+    assert overlapping(held) == [("a", "b")], "four devices: both pairs at once, no waiting"
+    assert not any("waiting" in job.stderr.read() for job in jobs.values())
+
+
+def test_a_job_of_two_on_three_devices_while_one_is_held_gets_the_other_two(tmp_path):
+    env = wrapper_env(tmp_path, "0,1,2")
+    holder = start_job(tmp_path, env, "holder", 3)  # one device, for a while
+    time.sleep(1.0)
+    pair = start_job(tmp_path, env, "pair", 0, count=2)
+    assert pair.wait(timeout=30) == 0
+    assert "waiting" not in pair.stderr.read(), "two of three were free: no need to wait"
+    assert holder.wait(timeout=30) == 0
+    held = {name: read_job(tmp_path / name)[0] for name in ("holder", "pair")}
+    assert len(held["pair"].split(",")) == 2
+    assert sorted([held["holder"], *held["pair"].split(",")]) == ["0", "1", "2"], held
+
+
+def test_a_job_of_two_takes_none_until_two_are_free_at_once(tmp_path):
+    """All or none: with one of two devices held, a job of two holds nothing while it waits, so a
+    job of one started after it still gets the free device (no deadlock of half-claims)."""
+    env = wrapper_env(tmp_path, "0,1")
+    holder = start_job(tmp_path, env, "holder", 4)
+    time.sleep(1.0)
+    pair = start_job(tmp_path, env, "pair", 0, count=2)
+    time.sleep(1.0)
+    assert pair.poll() is None, "the job of two ran with one device held elsewhere"
+    single = start_job(tmp_path, env, "single", 0)
+    assert single.wait(timeout=10) == 0, "the waiting job of two held the free device"
+    assert pair.wait(timeout=60) == 0
+    assert holder.wait(timeout=30) == 0
+    held = {name: read_job(tmp_path / name) for name in ("holder", "pair", "single")}
+    assert {held["holder"][0], held["single"][0]} == {"0", "1"}
+    assert sorted(held["pair"][0].split(",")) == ["0", "1"]
+    assert held["pair"][1] >= held["holder"][2], "the pair started before the holder let go"
+    assert "waiting" in pair.stderr.read()
+
+
+def test_two_jobs_of_two_on_three_devices_take_turns(tmp_path):
+    env = wrapper_env(tmp_path, "0,1,2")
+    jobs = {name: start_job(tmp_path, env, name, 1.5, count=2) for name in ("a", "b")}
+    for job in jobs.values():
+        assert job.wait(timeout=60) == 0, job.stderr.read()
+    held = {name: read_job(tmp_path / name) for name in jobs}
+    assert all(len(set(held[name][0].split(","))) == 2 for name in jobs), held
+    assert overlapping(held) == [], f"two pairs on three devices at once: {held}"
+
+
+def test_more_devices_than_listed_is_an_error_naming_them(tmp_path):
+    env = wrapper_env(tmp_path, "0,1")
+    job = start_job(tmp_path, env, "job", 0, count=3)
+    assert job.wait(timeout=30) != 0
+    message = job.stderr.read()
+    assert "3 GPUs asked for, but only 2 listed: 0,1" in message and "LABBOOK_GPUS" in message
+    assert not (tmp_path / "job").exists()
+
+
+def test_a_count_with_slurms_devices_keeps_them(tmp_path):
+    env = wrapper_env(tmp_path, "0")  # one listed: Slurm's own setting wins, no error
+    env["CUDA_VISIBLE_DEVICES"] = "0,1"
+    job = start_job(tmp_path, env, "job", 0, count=2)
+    assert job.wait(timeout=30) == 0
+    assert read_job(tmp_path / "job")[0] == "0,1"
+    assert "CUDA_VISIBLE_DEVICES='0,1' already set, kept\n" in job.stderr.read()
+    env["CUDA_VISIBLE_DEVICES"] = "0"
+    job = start_job(tmp_path, env, "job", 0, count=2)
+    assert job.wait(timeout=30) == 0
+    assert "already set, kept (fewer than the 2 asked for)" in job.stderr.read()
+
+
+def test_a_count_without_a_gpu_leaves_the_job_on_the_cpu(tmp_path):
+    env = wrapper_env(tmp_path, "")
+    assert start_job(tmp_path, env, "job", 0, count=2).wait(timeout=30) == 0
+    assert read_job(tmp_path / "job")[0] == "<unset>"
+
+
+def test_a_bad_count_is_a_usage_error(tmp_path):
+    env = wrapper_env(tmp_path, "0")
+    for count in ("0", "two", ""):
+        job = start_job(tmp_path, env, "job", 0, count=count)
+        assert job.wait(timeout=30) != 0 and "--count" in job.stderr.read()
+    assert not (tmp_path / "job").exists()
+
+
 def test_devices_from_nvidia_smi_are_uuids_mig_slices_replace_their_gpu():
     listing = (
         "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-aaaa)\n"
@@ -120,9 +226,10 @@ def test_gpu_locks_default_to_a_shared_folder_in_tmp(tmp_path, monkeypatch):
         os.umask(old_umask)
     assert locks == tmp_path / "labbook-gpu-locks"
     assert stat.S_IMODE(locks.stat().st_mode) == 0o1777, "sticky and world-writable, like /tmp"
-    device, fd = gpus.claim(["GPU-1/2"], locks)
-    os.close(fd)
-    assert device == "GPU-1/2" and (locks / "gpu-GPU-1_2.lock").exists()
+    claimed, fds = gpus.claim(["GPU-1/2"], locks)
+    for fd in fds:
+        os.close(fd)
+    assert claimed == ["GPU-1/2"] and (locks / "gpu-GPU-1_2.lock").exists()
 
 
 def test_a_configured_lock_folder_is_used_as_given(tmp_path, monkeypatch):

@@ -78,11 +78,18 @@ def test_memory_holds_the_images_and_the_weights():
     assert limits.train(options(model="vgg16"), DEMO, {})["mem_mb"] >= base + 4 * 134 * 4
     big_images = {"name": "big", "kind": "demo", "train_size": 100000, "test_size": 10000, "image_size": 96}
     needed = 3 * 110000 * 96 * 96 * 3 / 1e6  # file, array and tensor copies, MB
-    assert limits.train(options(), big_images, {})["mem_mb"] >= base + needed
     assert limits.prepare_data(big_images, threads=4)["mem_mb"] >= needed
-    # train_subset picks from the loaded split: it saves time, not memory
-    subset = limits.train(options(train_subset=100), big_images, {})
-    assert subset["mem_mb"] == limits.train(options(), big_images, {})["mem_mb"]
+    # Training holds the images in host memory only resident on a CPU, one copy per process; on a
+    # GPU they are loaded in chunks, streamed a few batches at a time.
+    split_mb = 110000 * 96 * 96 * 3 / 1e6
+    on_gpu = limits.train(options(), big_images, {})["mem_mb"]
+    assert on_gpu < base + split_mb
+    resident_cpu = limits.train(options(device="cpu", data_placement="resident"), big_images, {})["mem_mb"]
+    assert resident_cpu >= base + split_mb
+    assert limits.train(options(device="cpu", data_placement="streamed"), big_images, {})["mem_mb"] == on_gpu
+    two = limits.train(options(device="cpu", data_placement="resident", gpus=2), big_images, {})["mem_mb"]
+    assert two >= 2 * (base + split_mb), "each process its own Python, torch and copy"
+    assert limits.train(options(gpus=2), big_images, {})["mem_mb"] >= 2 * base
 
 
 def test_a_runs_own_runtime_and_mem_mb_replace_the_estimate():

@@ -14,8 +14,9 @@ own Python), deliberately on the generous side:
   cores); that time doubled, plus 10 minutes for start-up, data loading and saving; rounded up
   to 5 minutes;
 - memory: a base for Python, torch and the CUDA context, three copies of the image arrays
-  (file, decoded array, tensor), and for training four copies of the weights (weights,
-  gradients, two optimizer moments, also what a checkpoint write holds on the host).
+  (file, decoded array, tensor); for training, per process, the base and four copies of the
+  weights (weights, gradients, two optimizer moments, also what a checkpoint write holds on the
+  host), and the images only where they stay in host memory (resident on a CPU).
 
 A run overrides either with `runtime:` (minutes) and `mem_mb:` in its config entry; a rule's
 values for all its jobs with the profile's `set-resources:`. The rules multiply both by the
@@ -76,10 +77,14 @@ def train(options: dict, spec: dict, overrides: dict, size=None) -> dict:
     size = size or datasets.size(spec)
     train_images, test_images, side = size
     minutes = START_MINUTES + SAFETY * options["epochs"] * epoch_seconds(options, size) / 60
-    # the whole split is loaded before train_subset picks from it
-    memory = BASE_MB["train"] + 3 * _images_mb(train_images + test_images, side)
+    processes = options.get("gpus", 1)  # each with its own Python, torch, CUDA context and weights
     parameters_m = MODELS.get(options["model"], OTHER_MODEL)["parameters_m"]
-    memory += 4 * parameters_m * 4  # weights, gradients, two moments
+    memory = processes * (BASE_MB["train"] + 4 * parameters_m * 4)  # weights, gradients, two moments
+    # Host memory holds the splits only when they are resident on a CPU (one copy per process;
+    # `auto` keeps them resident only within a quarter of what the job may use): on a GPU they
+    # are loaded in 64 MiB chunks, streamed splits a few batches at a time.
+    if options.get("device") == "cpu" and options.get("data_placement", "auto") == "resident":
+        memory += processes * _images_mb(train_images + test_images, side)
     return {
         "runtime": overrides.get("runtime") or _round_up(minutes, 5),
         "mem_mb": overrides.get("mem_mb") or _round_up(memory, 1000),
