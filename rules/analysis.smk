@@ -5,7 +5,8 @@ rule analyze:
     input:
         notebook=workflow_path("notebooks/analyze.ipynb"),
         manifest=rules.prepare_data.output.manifest,
-        test=rules.prepare_data.output.test,
+        test_images=rules.prepare_data.output.test_images,
+        test_labels=rules.prepare_data.output.test_labels,
         predictions=rules.train.output.predictions,
     output:
         **{

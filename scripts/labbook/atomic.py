@@ -3,6 +3,7 @@
 import errno
 import os
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,23 +43,32 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
-def atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a killed step never leaves half a file.
-
-    A write that fails removes its temporary file; one killed outright leaves it, and the next
-    write of the same path removes it. A full disk raises DiskFullError naming the folder."""
+@contextmanager
+def atomic_open(path: Path):
+    """A binary file to write `path` through: a temporary file of the same folder, renamed to
+    `path` when the block ends, removed when it raises. For a file written piece by piece (the
+    data step's arrays); atomic_write is the same for a file written by one call."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     tmp = _temporary_name(path, os.getpid())
     try:
         with open(tmp, "wb") as f:
-            write(f)
+            yield f
         os.replace(tmp, path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
-        if isinstance(error, Exception) and is_disk_full(error):
+        if isinstance(error, Exception) and is_disk_full(error) and not isinstance(error, DiskFullError):
             raise DiskFullError(
                 errno.ENOSPC, f"no space left on {path.parent} while writing {path.name}"
             ) from error
         raise
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through a temporary file and rename, so a killed step never leaves half a file.
+
+    A write that fails removes its temporary file; one killed outright leaves it, and the next
+    write of the same path removes it. A full disk raises DiskFullError naming the folder."""
+    with atomic_open(path) as f:
+        write(f)

@@ -1,4 +1,6 @@
-"""Any folder of images laid out by class, decoded once into uint8 arrays.
+"""Any folder of images laid out by class, decoded once into uint8 arrays: for the data step
+split by split, chunk by chunk in worker processes, each chunk written to the split's file as it
+comes (load_kind's Streams; arrays.write_loaded), so no split is ever held whole in memory.
 
     root/train/<class>/**/*.jpg     training images; class names are the folder names, sorted
     root/test/<class>/...           the test split; else root/val/<class>/...; else a stratified,
@@ -14,6 +16,8 @@ reported, or, with strict, stop the step. Hidden files and files whose extension
 extension are ignored, as torchvision's ImageFolder does.
 """
 
+import collections
+import functools
 import hashlib
 import io
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .plan.kinds.kind import Loaded
+from .plan.kinds.kind import Loaded, Stream
 from .plan.sources import (
     EVAL_FOLDERS,
     IMAGE_EXTENSIONS,
@@ -36,6 +40,7 @@ from .splits import stratified_holdout
 
 RESIZE_MODES = ("shorter_center_crop", "fixed")
 CHUNK = 256  # files per task handed to a worker process: big enough to amortize the hand-over
+CHUNK_BYTES = 16 << 20  # and at most this many decoded bytes (at 224 px: 111 files), which wait in memory
 
 
 class LayoutError(ValueError):
@@ -188,62 +193,138 @@ def decode_chunk(paths, size: int, resize: str):
     return stacked, results
 
 
+def files_per_chunk(size: int) -> int:
+    """CHUNK, or fewer for large images: at most CHUNK_BYTES of decoded pixels per task."""
+    return max(1, min(CHUNK, CHUNK_BYTES // (size * size * 3)))
+
+
+def decode_chunks(paths, size: int, resize: str, threads: int = 1):
+    """Decode paths chunk by chunk, in `threads` processes where there are several chunks;
+    yields, per chunk in order, (uint8 images of its readable files, [(md5 or None, reason or
+    None)] per file). At most two chunks per process are in flight: decoded chunks waiting to
+    be taken stay few."""
+    step = files_per_chunk(size)
+    chunks = [paths[i : i + step] for i in range(0, len(paths), step)]
+    if threads <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield decode_chunk(chunk, size, resize)
+        return
+    workers = min(threads, len(chunks))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending = collections.deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(decode_chunk, chunk, size, resize))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # a consumer that stops early (an error writing) waits for no more chunks
+            for future in pending:
+                future.cancel()
+
+
 def decode_all(paths, size: int, resize: str, threads: int = 1):
     """Decode every path, in `threads` processes: (uint8 images of the readable files in order,
     [(md5 or None, reason or None)] per path)."""
-    chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-    if threads > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-            parts = list(pool.map(decode_chunk, chunks, [size] * len(chunks), [resize] * len(chunks)))
-    else:
-        parts = [decode_chunk(chunk, size, resize) for chunk in chunks]
+    parts = list(decode_chunks(paths, size, resize, threads))
     images = np.concatenate([p[0] for p in parts]) if parts else np.empty((0, size, size, 3), np.uint8)
     return images, [r for p in parts for r in p[1]]
 
 
+class Decoding:
+    """An image folder's splits (plan_splits), decoded split by split in chunks (chunks()); it
+    records what decoding showed (each file's MD5, the files skipped, the readable images per
+    class), and check() raises what is wrong with it once every split is decoded."""
+
+    def __init__(self, root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0,
+                 strict=False, threads=1):  # fmt: skip
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize {resize!r} unknown; choose one of {RESIZE_MODES}")
+        self.root = Path(root)
+        self.classes, train, test, self.test_source, val = plan_splits(self.root, holdout, seed)
+        self.planned = {"train": train, "test": test, **({"val": val} if val else {})}
+        self.size, self.resize, self.strict, self.threads = image_size, resize, strict, threads
+        self.digests, self.skipped, self.readable = {}, [], {}
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names are shown and stored (manifest, report): a name that is not UTF-8 as \\xNN."""
+        return [printable(name) for name in self.classes]
+
+    def chunks(self, split: str):
+        """The split's (uint8 images, int64 labels) of its readable files, chunk by chunk, in
+        the planned order; read once."""
+        files = self.planned[split]
+        readable = np.zeros(len(self.classes), np.int64)
+        start = 0  # position of the chunk's first file in `files`
+        for images, results in decode_chunks(
+            [path for path, _ in files], self.size, self.resize, self.threads
+        ):
+            labels = []
+            for (path, label), (digest, reason) in zip(
+                files[start : start + len(results)], results, strict=True
+            ):
+                self.digests[path.relative_to(self.root).as_posix()] = digest
+                if reason is None:
+                    labels.append(label)
+                else:
+                    self.skipped.append({"path": printable(path), "reason": reason})
+            start += len(results)
+            labels = np.array(labels, np.int64)
+            readable += np.bincount(labels, minlength=len(self.classes))
+            yield images, labels
+        self.readable[split] = readable
+
+    def check(self) -> None:
+        """Once every split is decoded: with strict, any file skipped is an error listing them
+        all; a class left with no readable image in a split is an error naming its folder."""
+        if self.skipped and self.strict:
+            listing = "\n".join(f"  {s['path']}: {s['reason']}" for s in self.skipped)
+            raise ValueError(
+                f"{len(self.skipped)} file(s) under {self.root} could not be read (strict: true):\n{listing}"
+            )
+        for split, readable in self.readable.items():
+            folder = {"test": self.test_source, "val": "val"}.get(split, "train")
+            folder = folder if folder in EVAL_FOLDERS else "train"
+            for label, name in enumerate(self.classes):
+                if not readable[label]:
+                    raise LayoutError(
+                        f"class folder {printable(self.root / folder / name)} has no readable image for {split}"
+                    )
+
+    def stream(self, split: str) -> Stream:
+        """The split for the data step, decoded as it is written (arrays.write_loaded)."""
+        shape = (self.size, self.size, 3)
+        return Stream(len(self.planned[split]), shape, functools.partial(self.chunks, split))
+
+
 def load(root, image_size=32, resize="shorter_center_crop", holdout=0.1, seed=0, strict=False, threads=1):
-    """(classes, {"train": (images, labels), "test": ...}, skipped, {relative path: md5}, test source)."""
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize {resize!r} unknown; choose one of {RESIZE_MODES}")
-    root = Path(root)
-    classes, train, test, test_source, val = plan_splits(root, holdout, seed)
-    planned = {"train": train, "test": test, **({"val": val} if val else {})}
-    everything = [path for split in planned.values() for path, _ in split]
-    images, results = decode_all(everything, image_size, resize, threads)
-
-    digests, skipped, splits = {}, [], {}
-    start = 0  # position of the split's first file in `everything`
-    first_image = 0  # and of its first readable image in `images`
-    for split, files in planned.items():
-        labels = []
-        for (path, label), (digest, reason) in zip(files, results[start : start + len(files)], strict=True):
-            digests[path.relative_to(root).as_posix()] = digest
-            if reason is None:
-                labels.append(label)
-            else:
-                skipped.append({"path": printable(path), "reason": reason})
-        splits[split] = (images[first_image : first_image + len(labels)], np.array(labels, np.int64))
-        start += len(files)
-        first_image += len(labels)
-
-    if skipped and strict:
-        listing = "\n".join(f"  {s['path']}: {s['reason']}" for s in skipped)
-        raise ValueError(f"{len(skipped)} file(s) under {root} could not be read (strict: true):\n{listing}")
-    for split, (_, labels) in splits.items():
-        folder = {"test": test_source, "val": "val"}.get(split, "train")
-        folder = folder if folder in EVAL_FOLDERS else "train"
-        for label, name in enumerate(classes):
-            if not np.any(labels == label):
-                raise LayoutError(
-                    f"class folder {printable(root / folder / name)} has no readable image for {split}"
-                )
-    # Class names are shown and stored (manifest, report): a name that is not UTF-8 as \xNN.
-    return [printable(name) for name in classes], splits, skipped, digests, test_source
+    """The folder decoded in memory (the data step streams it instead: load_kind):
+    (classes, {"train": (images, labels), "test": ...}, skipped, {relative path: md5}, test source)."""
+    decoding = Decoding(root, image_size, resize, holdout, seed, strict, threads)
+    splits = {}
+    for split in decoding.planned:
+        parts = list(decoding.chunks(split))
+        empty = (np.empty((0, image_size, image_size, 3), np.uint8), np.empty(0, np.int64))
+        splits[split] = tuple(np.concatenate([p[i] for p in parts]) if parts else empty[i] for i in (0, 1))
+    decoding.check()
+    return decoding.class_names, splits, decoding.skipped, decoding.digests, decoding.test_source
 
 
 def load_kind(options: dict, threads: int = 1) -> Loaded:
-    """The data step's loader of `kind: imagefolder` (plan/kinds/imagefolder.py)."""
+    """The data step's loader of `kind: imagefolder` (plan/kinds/imagefolder.py): each split a
+    Stream, decoded chunk by chunk as the data step writes it; finish() checks what decoding
+    showed and sets the source hash from every file's MD5."""
     names = ("root", "image_size", "resize", "holdout", "seed", "strict")
-    classes, splits, skipped, digests, test_source = load(*(options[k] for k in names), threads)
-    source = {"test_split": test_source, **({"val_split": "val"} if "val" in splits else {})}
-    return Loaded(classes, splits, combine_digests(digests), skipped, source)
+    decoding = Decoding(*(options[k] for k in names), threads)
+    splits = {split: decoding.stream(split) for split in decoding.planned}
+    source = {"test_split": decoding.test_source, **({"val_split": "val"} if "val" in splits else {})}
+    loaded = Loaded(decoding.class_names, splits, "", decoding.skipped, source)
+
+    def finish():
+        decoding.check()
+        loaded.source_hash = combine_digests(decoding.digests)
+
+    loaded.finish = finish
+    return loaded

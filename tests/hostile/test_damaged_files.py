@@ -29,7 +29,7 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_intact(tmp_pat
 
 
 def test_temporary_files_of_dead_processes_are_removed_on_the_next_write(tmp_path):
-    target = tmp_path / "train.npz"
+    target = tmp_path / "train_images.npy"
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -37,7 +37,7 @@ def test_temporary_files_of_dead_processes_are_removed_on_the_next_write(tmp_pat
     stale.write_bytes(b"half of a killed write")
     alive = atomic._temporary_name(target, os.getppid())  # a running process's write in progress
     alive.write_bytes(b"in progress")
-    other_host = tmp_path / f".train.npz.tmp-another-host-{int(dead.stdout)}"
+    other_host = tmp_path / f".train_images.npy.tmp-another-host-{int(dead.stdout)}"
     other_host.write_bytes(b"another machine's")
     atomic.atomic_write(target, lambda f: f.write(b"new"))
     assert not stale.exists()
@@ -107,17 +107,70 @@ def test_training_over_a_damaged_checkpoint_runs_and_drops_it_unless_asked(demo_
     assert kept.fingerprint(0, "d") == train.TrainOptions.from_dict(options).fingerprint(0, "d")
 
 
-@pytest.mark.parametrize(
-    "name, keys", [("predictions.npz", ("logits", "labels")), ("train.npz", ("images", "labels"))]
-)
-def test_a_truncated_npz_is_an_error_naming_it(tmp_path, name, keys):
-    path = tmp_path / name
+def test_a_truncated_npz_is_an_error_naming_it(tmp_path):
+    path, keys = tmp_path / "predictions.npz", ("logits", "labels")
     np.savez(path, **{key: np.arange(5000) for key in keys})
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(ValueError, match=f"{path} is damaged or truncated"):
         arrays.load_arrays(path, keys)
     with pytest.raises(FileNotFoundError):
         arrays.load_arrays(tmp_path / "absent.npz", keys)
+
+
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    damaged = {
+        "truncated": data[: len(data) // 2],
+        "header only": data[:128],
+        "extra bytes": data + b"\0" * 48,
+        "empty": b"",
+        "garbage": os.urandom(len(data)),
+        "not numpy's header": data[:8] + b"\x40\x00" + b"{'descr': nonsense}".ljust(64) + data[74:],
+    }[how]
+    path.write_bytes(damaged)
+
+
+@pytest.mark.parametrize("part", ["images", "labels"])
+@pytest.mark.parametrize(
+    "how", ["truncated", "header only", "extra bytes", "empty", "garbage", "not numpy's header"]
+)
+def test_a_damaged_split_file_is_an_error_naming_it_and_saying_to_rerun_the_data_step(tmp_path, part, how):
+    rng = np.random.default_rng(0)
+    arrays.write_split(
+        tmp_path, "train", rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8), np.arange(40) % 2
+    )
+    path = tmp_path / f"train_{part}.npy"
+    _damage(path, how)
+    with pytest.raises(ValueError, match=f"{path} is damaged or truncated.*rerun the data step") as raised:
+        arrays.load_split(tmp_path, "train")
+    assert "(prepare_data)" in str(raised.value)
+
+
+def test_split_files_that_do_not_agree_are_an_error_naming_them(tmp_path):
+    images = np.zeros((6, 4, 4, 3), np.uint8)
+    arrays.write_split(tmp_path, "val", images, np.arange(6))
+    np.save(tmp_path / "val_labels.npy", np.arange(5))  # another run's labels
+    with pytest.raises(ValueError, match="val_labels.npy is damaged.*5 labels for the 6 images of"):
+        arrays.load_split(tmp_path, "val")
+    np.save(tmp_path / "val_labels.npy", np.arange(6, dtype=np.int32))
+    with pytest.raises(ValueError, match="val_labels.npy is damaged.*int32"):
+        arrays.load_split(tmp_path, "val")
+    np.save(tmp_path / "val_images.npy", images[..., 0])
+    with pytest.raises(ValueError, match=r"val_images.npy is damaged.*\(6, 4, 4\), not uint8 N×H×W×3"):
+        arrays.load_split(tmp_path, "val")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_while_writing_a_split_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+    monkeypatch.setattr(atomic, "open", lambda path, mode: real_open("/dev/full", mode), raising=False)
+    with pytest.raises(
+        atomic.DiskFullError, match=f"no space left on {tmp_path} while writing train_images.npy"
+    ):
+        arrays.write_split(tmp_path, "train", np.zeros((50, 32, 32, 3), np.uint8), np.zeros(50, int))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_truncated_step_output_read_by_the_report_is_named(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from builders import image_folder, write_image
-from labbook import arrays, imagefolder, prepare
+from labbook import arrays, imagefolder, prepare, splits
 from labbook.imagefolder import LayoutError
 from labbook.plan import datasets
 from PIL import Image
@@ -330,10 +330,19 @@ def test_threads_decode_in_a_process_pool(tmp_path, monkeypatch):
     serial = imagefolder.load(root, image_size=8, threads=1)
     assert pools == [], "one thread decodes in this process"
     parallel = imagefolder.load(root, image_size=8, threads=2)
-    assert pools == [2], "20 files in chunks of 4: two worker processes"
+    assert pools == [2, 2], "per split (train, test), 10 files in chunks of 4: two worker processes"
     for split in ("train", "test"):
         np.testing.assert_array_equal(serial[1][split][0], parallel[1][split][0])
-    assert imagefolder.load(root, image_size=8, threads=8) and pools[-1] == 5, "no more workers than chunks"
+    assert imagefolder.load(root, image_size=8, threads=8) and pools[-2:] == [3, 3], (
+        "no more workers than chunks"
+    )
+
+
+def test_large_images_go_to_the_workers_in_smaller_chunks():
+    """A decoded chunk waits in memory until it is written: at most CHUNK_BYTES of pixels."""
+    assert imagefolder.files_per_chunk(32) == imagefolder.CHUNK
+    assert imagefolder.files_per_chunk(224) * 224 * 224 * 3 <= imagefolder.CHUNK_BYTES
+    assert imagefolder.files_per_chunk(10_000) == 1
 
 
 def test_parallel_decoding_gives_the_same_arrays(tmp_path, monkeypatch):
@@ -370,6 +379,44 @@ def test_prepare_writes_the_manifest(tmp_path):
     assert manifest["mean"][0] > manifest["mean"][1]  # red ants and blue bees, no green
     images, labels = arrays.load_split(tmp_path / "out", "test")
     assert images.shape == (8, 24, 24, 3)
+
+
+def test_the_data_step_writes_byte_for_byte_what_decoding_in_memory_gives(tmp_path, monkeypatch):
+    """The data step decodes chunk by chunk in worker processes and writes each chunk as it
+    comes; its files hold exactly what decoding every file in memory gives (bad files left out,
+    the validation split held out of train/ as splits.py does), in the same order."""
+    monkeypatch.setattr(imagefolder, "CHUNK", 3)  # several chunks per split, two processes
+    root = photos(tmp_path / "data", per_class=7)  # train/ and val/ (the test split)
+    (root / "train" / "bees" / "2.jpg").write_bytes(b"broken")
+    (root / "val" / "ants" / "bad.png").write_bytes(b"")
+    spec = {
+        "name": "ab",
+        "kind": "imagefolder",
+        "root": str(root),
+        "image_size": 12,
+        "val_size": 4,
+        "seed": 1,
+    }
+    manifest = prepare.prepare(spec, tmp_path / "out", threads=2)
+    assert len(manifest["skipped"]) == 2
+
+    def decoded(planned):
+        pairs = [
+            (imagefolder.decode_file(path, 12, "shorter_center_crop")[0], label) for path, label in planned
+        ]
+        pairs = [(image, label) for image, label in pairs if image is not None]
+        return np.stack([image for image, _ in pairs]), np.array([label for _, label in pairs], np.int64)
+
+    _, train, test, _, _ = imagefolder.plan_splits(root, 0.1, 0)
+    train_images, train_labels = decoded(train)
+    held = splits.stratified_holdout(train_labels, 4, 1, "val")
+    expected = dict(zip(("train", "val"), splits.split_off(train_images, train_labels, held), strict=True))
+    expected["test"] = decoded(test)
+    for split, (images, labels) in expected.items():
+        stored_images, stored_labels = arrays.load_split(tmp_path / "out", split)
+        assert stored_images.shape == images.shape and stored_images.tobytes() == images.tobytes(), split
+        np.testing.assert_array_equal(stored_labels, labels)
+    assert manifest["mean"] == arrays.channel_stats(expected["train"][0])[0]
 
 
 def test_source_hash_matches_the_workflow_fingerprint_and_follows_the_files(tmp_path):

@@ -23,7 +23,7 @@ DATA = data_dir(Path(), CONFIG["dataset"])
 OUTPUTS = {
     "predictions": RUN / "predictions.npz",
     "evaluation": RUN / "analysis" / "evaluation.json",
-    "train data": DATA / "train.npz",
+    "train data": DATA / "train_images.npy",
     "book entry": Path("results") / CONFIG["experiment"] / "book.json",
     "portable model": RUN / "model.pt2",  # what predict and a receiver of the model use
 }
@@ -51,7 +51,7 @@ def test_a_deleted_output_is_made_again(workflow, output):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
 
 
-def test_a_truncated_train_npz_fails_the_training_saying_to_delete_it_and_that_recovers(workflow):
+def test_a_truncated_train_split_fails_the_training_saying_to_delete_it_and_that_recovers(workflow):
     data = workflow / OUTPUTS["train data"]
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
     result = snakemake(workflow, check=False)

@@ -13,12 +13,28 @@ from pathlib import Path
 
 PROVENANCE = "provenance.json"  # every step's record of what produced its outputs
 
+SPLITS = ("train", "val", "test")
+# Each split is two uncompressed .npy files, which a step memory-maps and reads only in part:
+# images (uint8 N×H×W×3) and labels (int64 N).
 DATA = {
     "manifest": "manifest.json",  # written last: a manifest means the arrays are complete
-    "train": "train.npz",
-    "val": "val.npz",  # validation: every choice (best epoch, best run, sweep winner) is made on it
-    "test": "test.npz",  # evaluated once per run, at the end: every claim is made on it
+    "train_images": "train_images.npy",
+    "train_labels": "train_labels.npy",
+    # validation: every choice (best epoch, best run, sweep winner) is made on it
+    "val_images": "val_images.npy",
+    "val_labels": "val_labels.npy",
+    # evaluated once per run, at the end: every claim is made on it
+    "test_images": "test_images.npy",
+    "test_labels": "test_labels.npy",
 }
+
+
+def split_files(split: str) -> tuple[str, str]:
+    """The file names of a split's images and labels."""
+    if split not in SPLITS:
+        raise ValueError(f"no split {split!r}; the splits are {', '.join(SPLITS)}")
+    return DATA[f"{split}_images"], DATA[f"{split}_labels"]
+
 
 RUN = {
     "model": "model.pt",  # the state_dict

@@ -29,15 +29,30 @@ class Kind:
     check: Callable[[dict], None] = lambda options: None
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A split too large to hold in memory, handed over in chunks (the data step writes each
+    chunk to its file as it comes: arrays.write_loaded). Read once, in order."""
+
+    bound: int  # at most this many images (fewer where files turn out unreadable)
+    image_shape: tuple  # (H, W, 3) of every image
+    chunks: Callable  # () → iterable of (uint8 n×H×W×3 images, int64 n labels)
+
+
 @dataclass
 class Loaded:
     """What a kind's loader returns to the data step."""
 
     classes: list
-    splits: dict  # {"train": (uint8 N×H×W×3 images, labels), "test": (...)}
+    # {"train": (uint8 N×H×W×3 images, labels) or a Stream, "test": (...)}
+    splits: dict
     source_hash: str  # identifies the source's content (the manifest records it)
     skipped: list = field(default_factory=list)  # [{"path", "reason"}] files left out
     source: dict = field(default_factory=dict)  # what the manifest records of the source beyond the options
+    # Where splits are Streams, what only reading them shows: called once all of them are read
+    # and before any file is kept, it raises (a bad file under strict, a class left with no
+    # readable image) or completes source_hash and skipped.
+    finish: Callable[[], None] | None = None
 
 
 def settings_hash(values: dict) -> str:
