@@ -79,6 +79,11 @@ def test_memory_holds_the_images_and_the_weights():
     big_images = {"name": "big", "kind": "demo", "train_size": 100000, "test_size": 10000, "image_size": 96}
     needed = 3 * 110000 * 96 * 96 * 3 / 1e6  # file, array and tensor copies, MB
     assert limits.prepare_data(big_images, threads=4)["mem_mb"] >= needed
+    # an image folder is written chunk by chunk: a 1.28M-image folder at 224 px (193 GB decoded)
+    # asks for its base and a fixed margin, not three copies
+    folder = {"name": "big", "kind": "imagefolder", "root": "/nowhere", "image_size": 224}
+    huge = limits.prepare_data(folder, threads=8, size=(1_281_167, 50_000, 224))["mem_mb"]
+    assert huge == 4000, "2000 base + 1000 for the chunks + 11 MB of labels, rounded up"
     # Training holds the images in host memory only resident on a CPU, one copy per process; on a
     # GPU they are loaded in chunks, streamed a few batches at a time.
     split_mb = 110000 * 96 * 96 * 3 / 1e6

@@ -66,5 +66,6 @@ KIND = Kind(
     classes=classes,
     prepare_minutes=prepare_minutes,
     default_name="imagefolder",
+    streams=True,
     check=check,
 )

@@ -27,6 +27,9 @@ class Kind:
     default_name: str = ""
     # options → None, or a ValueError naming the key of what is missing before any job runs
     check: Callable[[dict], None] = lambda options: None
+    # its loader hands the splits over as Streams (chunks), not arrays: the data step's memory
+    # does not grow with the dataset (limits.prepare_data)
+    streams: bool = False
 
 
 @dataclass(frozen=True)
