@@ -241,7 +241,7 @@ class SplitData:
         size = self.input_size or self.width
         if opts is not None:
             x = augment(x, draws, size, opts)
-        x = (x - self.mean) / self.std
+        x = x.sub_(self.mean).div_(self.std)  # in place: a 224 px batch of floats is 600 KB an image
         if self.input_size and self.input_size != x.shape[-1]:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         return x

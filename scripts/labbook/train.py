@@ -244,12 +244,18 @@ class TrainState:
 
 
 # ---------------------------------------------------------------- evaluation
+EVAL_BATCH_BYTES = 64 << 20  # of float images at the stored size: bounds evaluation's memory
+
+
 @torch.no_grad()
-def evaluate(model, data: SplitData, opts: TrainOptions, batch_size: int = 500):
-    """Mean loss, accuracy and all logits (float32, on the CPU) over a split. An image whose logits
-    are not all finite (a diverged network's) has no prediction: it counts as wrong."""
+def evaluate(model, data: SplitData, opts: TrainOptions):
+    """Mean loss, accuracy and all logits (float32, on the CPU) over a split, in batches of up to
+    500 images, fewer where their floats would exceed EVAL_BATCH_BYTES (at 224 px: 111), but never
+    fewer than a training batch. An image whose logits are not all finite (a diverged network's)
+    has no prediction: it counts as wrong."""
     model.eval()
     logits = []
+    batch_size = min(500, max(opts.batch_size, EVAL_BATCH_BYTES // (4 * 3 * data.height * data.width)))
     for x, _ in data.in_order(batch_size):
         with _autocast(opts, x.device):
             logits.append(model(_layout(x, opts)).float())
