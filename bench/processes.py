@@ -5,8 +5,11 @@ side on the same data: wall seconds, images/s, and how far their numbers are apa
     python bench/processes.py --processes 4 --train-size 20000 --epochs 3
 
 On a GPU machine each worker gets a GPU of its own (set CUDA_VISIBLE_DEVICES to N devices); on a
-CPU the workers share its cores, so N processes can only be slower there: the point of running it
-on a CPU is that the numbers agree.
+CPU the workers share its cores, so they gain little there: the point of running it on a CPU is
+that the numbers agree. They agree to float rounding, which training can amplify: with SGD (the
+default) a few 1e-5 after 2 epochs; with Adam at the start of training (loss near log 10, where
+the network leaves a saddle) the first step is identical and the difference grows tenfold every
+few steps, to a few percent by step 40, as between two GPU runs with nondeterministic kernels.
 """
 
 import argparse
@@ -25,6 +28,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--model", default="cifarnet")
+    parser.add_argument("--optimizer", default="sgd")
+    parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads of the job, shared by its processes"
     )
@@ -41,7 +46,12 @@ def main():
     runs = {}
     for processes in (1, args.processes):
         opts = train.TrainOptions(
-            model=args.model, epochs=args.epochs, batch_size=args.batch_size, gpus=processes
+            model=args.model,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            gpus=processes,
         )
         started = time.perf_counter()
         metrics = train.train(

