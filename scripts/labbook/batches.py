@@ -293,10 +293,9 @@ class DeviceData(SplitData):
             for start in range(0, len(images), chunk):
                 rows = images.read(np.arange(start, min(start + chunk, len(images))), buffer)
                 self.images[start : start + len(rows)] = torch.from_numpy(rows).to(device).permute(0, 3, 1, 2)
-        else:
-            self.images = (
-                torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
-            )
+        else:  # an array (a read-only memory map is copied: torch wants writable memory)
+            images = np.ascontiguousarray(images) if images.flags.writeable else np.array(images)
+            self.images = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).contiguous()
 
     def images_of(self, index_batches):
         for index in index_batches:
