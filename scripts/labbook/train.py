@@ -493,7 +493,7 @@ def write_hparams(writer, given: TrainOptions, seed: int, final: dict, step: int
 
 def worker_device(name: str, world: int) -> torch.device:
     """The device of this worker: choose_device's, and of several workers on GPUs each its own
-    (cuda:LOCAL_RANK, set by distributed.main)."""
+    (cuda:LOCAL_RANK, set by worker.main)."""
     device = choose_device(name)
     if world > 1 and device.type == "mps":
         raise ValueError("gpus above 1 needs CUDA GPUs or the CPU; an Apple GPU (mps) is one device")
