@@ -147,9 +147,9 @@ class TrainOptions(Options):
     data_placement: str = option(
         "auto",
         "where the splits live while training: `resident` (whole on the device), `streamed` (read "
-        "from the data step's mapped arrays batch by batch, in a background thread), or `auto`: "
-        "resident when every split fits a quarter of the device's free memory (the same batches "
-        "and numbers either way)",
+        "from the data step's files batch by batch, in a background thread), or `auto`: resident "
+        "while the splits, smallest first, fit a quarter of the device's free memory, the rest "
+        "streamed (the same batches and numbers either way)",
         choices=("auto", "resident", "streamed"),
     )
     gpus: int = option(
