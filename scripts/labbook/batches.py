@@ -42,19 +42,28 @@ def translate(x: torch.Tensor, padding: int, shifts: torch.Tensor) -> torch.Tens
     return out.permute(0, 3, 1, 2)
 
 
+def translate_shifts(n: int, padding: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 2 * padding + 1, (2, n), generator=gen)
+
+
 def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Tensor:
     """Per-sample translate by up to `padding` pixels with zero fill (RandomCrop(padding=p))."""
     if padding <= 0:
         return x
-    return translate(x, padding, torch.randint(0, 2 * padding + 1, (2, x.shape[0]), generator=gen))
+    return translate(x, padding, translate_shifts(x.shape[0], padding, gen))
 
 
 def flip(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     return torch.where(flips.to(x.device)[:, None, None, None], x.flip(3), x)
 
 
+def flip_choices(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Which of n images to mirror: each with probability ½."""
+    return torch.rand(n, generator=gen) < 0.5
+
+
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    return flip(x, torch.rand(x.shape[0], generator=gen) < 0.5)
+    return flip(x, flip_choices(x.shape[0], gen))
 
 
 def cut(x: torch.Tensor, size: int, centres: torch.Tensor) -> torch.Tensor:
@@ -140,9 +149,9 @@ def draw_augmentation(n: int, height: int, width: int, size: int, opts: TrainOpt
         draws["boxes"] = resized_crop_boxes(n, height, width, (opts.crop_scale, 1.0), ratio, gen)
         height = width = size
     if opts.crop_padding > 0:
-        draws["shifts"] = torch.randint(0, 2 * opts.crop_padding + 1, (2, n), generator=gen)
+        draws["shifts"] = translate_shifts(n, opts.crop_padding, gen)
     if opts.flip:
-        draws["flips"] = torch.rand(n, generator=gen) < 0.5
+        draws["flips"] = flip_choices(n, gen)
     if opts.cutout > 0:
         draws["centres"] = cutout_centres(n, height, width, gen)
     return draws
@@ -228,6 +237,7 @@ class SplitData:
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
         self.input_size = input_size
         self.height, self.width = shape[:2]
+        self.crop_size = input_size or self.width  # the side a random resized crop comes out at
 
     def __len__(self):
         return len(self.labels)
@@ -238,9 +248,8 @@ class SplitData:
     def prepare(self, images: torch.Tensor, opts: TrainOptions | None = None, draws=None) -> torch.Tensor:
         """uint8 images → floats, augmented by draws (training), normalized, at the input size."""
         x = images.float().div_(255)
-        size = self.input_size or self.width
         if opts is not None:
-            x = augment(x, draws, size, opts)
+            x = augment(x, draws, self.crop_size, opts)
         x = x.sub_(self.mean).div_(self.std)  # in place: a 224 px batch of floats is 600 KB an image
         if self.input_size and self.input_size != x.shape[-1]:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
@@ -250,8 +259,7 @@ class SplitData:
         """Images index → float batch; augmented when opts and gen are given (training)."""
         index, draws = torch.as_tensor(index), None
         if opts is not None:
-            size = self.input_size or self.width
-            draws = draw_augmentation(len(index), self.height, self.width, size, opts, gen)
+            draws = draw_augmentation(len(index), self.height, self.width, self.crop_size, opts, gen)
         images = next(iter(self.images_of([index])))
         return self.prepare(images, opts, draws), self.labels[index.to(self.labels.device)]
 
@@ -261,10 +269,9 @@ class SplitData:
         order = torch.randperm(len(self), generator=gen)
         batches = [order[start : start + batch_size] for start in range(0, len(self), batch_size)]
         parts = [shard(len(index), rank, world) for index in batches]
-        size = self.input_size or self.width
         images = self.images_of([index[part] for index, part in zip(batches, parts, strict=True)])
         for index, part, rows in zip(batches, parts, images, strict=True):
-            draws = draw_augmentation(len(index), self.height, self.width, size, opts, gen)
+            draws = draw_augmentation(len(index), self.height, self.width, self.crop_size, opts, gen)
             yield (
                 self.prepare(rows, opts, shard_of(draws, part)),
                 self.labels[index[part].to(self.labels.device)],
