@@ -131,11 +131,6 @@ class ChannelSums:
         return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
-def _check_images(split: str, images) -> None:
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{split}: images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
-
-
 class SplitWriter:
     """One split's images and labels, written in chunks (split_writer opens one); keeps the
     labels written and the channel sums of the images."""
@@ -154,10 +149,7 @@ class SplitWriter:
         return self._images.rows
 
     def write(self, images: np.ndarray, labels) -> None:
-        labels = np.asarray(labels, dtype=np.int64)
-        _check_images(self.split, images)
-        if len(images) != len(labels):
-            raise ValueError(f"{self.split}: {len(images)} images but {len(labels)} labels")
+        labels = _check_split(self.split, images, labels)
         self._images.write(images)
         self._labels.write(labels)
         self.sums.add(images)
@@ -188,8 +180,10 @@ def _rows_per_chunk(image_shape) -> int:
 
 
 def _check_split(split: str, images, labels) -> np.ndarray:
+    """The labels as int64, once images are uint8 N×H×W×3 and as many as they."""
     labels = np.asarray(labels, dtype=np.int64)
-    _check_images(split, images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"{split}: images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
     if len(images) != len(labels):
         raise ValueError(f"{split}: {len(images)} images but {len(labels)} labels")
     return labels
