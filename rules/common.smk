@@ -104,7 +104,7 @@ def on_own_gpu(command, count=None):
 # GPU claim both follow it. Snakemake would silently cut a job's gpu down to K where K is less,
 # and then training would start more processes than it has devices: refuse that up front.
 def train_gpus(wildcards):
-    count = {**options.defaults(), **PLAN.train_options(wildcards.run)}["gpus"]
+    count = PLAN.all_train_options(wildcards.run)["gpus"]
     cap = workflow.global_resources.get("gpu").value
     if cap is not None and count > cap:
         raise WorkflowError(

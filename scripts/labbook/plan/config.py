@@ -48,10 +48,14 @@ class Plan:
         values = runs.training_options(self.config.get("train", {}), self.runs[run])
         return relative_to_workdir(values, self.config_dir)
 
+    def all_train_options(self, run: str) -> dict:
+        """The run's options with TrainOptions' defaults filled in: every option's value."""
+        return {**TrainOptions.defaults(), **self.train_options(run)}
+
     def limits(self, step: str, threads: int = 1, run: str | None = None, attempt: int = 1) -> dict:
         """{"runtime": minutes, "mem_mb": MB} one job of a step asks a cluster for, times the
         attempt: a job killed at its limit asks for more when Snakemake retries it."""
-        options = {**TrainOptions.defaults(), **self.train_options(run)} if step == "train" else None
+        options = self.all_train_options(run) if step == "train" else None
         images = self.predict_options()["images"] if step == "predict" else None
         entry = self.runs[run] if step == "train" else None
         estimate = limits.job(step, self.dataset, self.dataset_size, threads, options, entry, images)
