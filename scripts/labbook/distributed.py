@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from .atomic import atomic_write
+from .plan import files
 
 JOB = "workers.json"  # what the workers are to do, in the run's folder while they run
 
@@ -125,6 +126,4 @@ def launch(opts, data_dir, out_dir, seed: int, threads: int, checkpoint_path, lo
             )
     finally:
         job_path.unlink(missing_ok=True)
-    from .plan import files
-
     return json.loads((out_dir / files.RUN["metrics"]).read_text())

@@ -491,7 +491,7 @@ def write_hparams(writer, given: TrainOptions, seed: int, final: dict, step: int
     writer.flush()
 
 
-def worker_device(name: str, world: int) -> torch.device:
+def worker_device(name: str, rank: int, world: int) -> torch.device:
     """The device of this worker: choose_device's, and of several workers on GPUs each its own
     (cuda:LOCAL_RANK, set by worker.main)."""
     device = choose_device(name)
@@ -500,7 +500,7 @@ def worker_device(name: str, world: int) -> torch.device:
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())
     if world > 1:
-        print(f"worker {distributed.rank_and_world()[0]}/{world} on {device}", flush=True)
+        print(f"worker {rank}/{world} on {device}", flush=True)
     return device
 
 
@@ -559,7 +559,7 @@ def train(
     if threads:
         torch.set_num_threads(max(1, threads // world))
     set_deterministic(opts.deterministic)
-    device = worker_device(opts.device, world)
+    device = worker_device(opts.device, rank, world)
     given, (opts, warnings) = opts, settle_precision(opts, device, log)
 
     # Data: each split resident on the device or streamed to it. Pretrained weights bring their

@@ -112,18 +112,26 @@ def overlapping(held):
     ]
 
 
-def test_two_jobs_of_two_on_four_devices_get_disjoint_pairs(tmp_path):
-    env = wrapper_env(tmp_path, "0,1,2,3")
+def two_jobs_of_two(tmp_path, devices: str):
+    """Jobs a and b started together, each asking for 2 of the devices and holding them 1.5 s:
+    ({job: what it held, from when, until when}, {job: its stderr})."""
+    env = wrapper_env(tmp_path, devices)
     jobs = {name: start_job(tmp_path, env, name, 1.5, count=2) for name in ("a", "b")}
-    for job in jobs.values():
+    said = {}
+    for name, job in jobs.items():
         assert job.wait(timeout=60) == 0, job.stderr.read()
-    held = {name: read_job(tmp_path / name) for name in jobs}
-    pairs = {name: held[name][0].split(",") for name in jobs}
+        said[name] = job.stderr.read()
+    return {name: read_job(tmp_path / name) for name in jobs}, said
+
+
+def test_two_jobs_of_two_on_four_devices_get_disjoint_pairs(tmp_path):
+    held, said = two_jobs_of_two(tmp_path, "0,1,2,3")
+    pairs = {name: held[name][0].split(",") for name in held}
     assert all(len(pair) == 2 == len(set(pair)) for pair in pairs.values()), pairs
     assert set(pairs["a"]).isdisjoint(pairs["b"]), pairs
     assert sorted(pairs["a"] + pairs["b"]) == ["0", "1", "2", "3"]
     assert overlapping(held) == [("a", "b")], "four devices: both pairs at once, no waiting"
-    assert not any("waiting" in job.stderr.read() for job in jobs.values())
+    assert not any("waiting" in text for text in said.values())
 
 
 def test_a_job_of_two_on_three_devices_while_one_is_held_gets_the_other_two(tmp_path):
@@ -160,12 +168,8 @@ def test_a_job_of_two_takes_none_until_two_are_free_at_once(tmp_path):
 
 
 def test_two_jobs_of_two_on_three_devices_take_turns(tmp_path):
-    env = wrapper_env(tmp_path, "0,1,2")
-    jobs = {name: start_job(tmp_path, env, name, 1.5, count=2) for name in ("a", "b")}
-    for job in jobs.values():
-        assert job.wait(timeout=60) == 0, job.stderr.read()
-    held = {name: read_job(tmp_path / name) for name in jobs}
-    assert all(len(set(held[name][0].split(","))) == 2 for name in jobs), held
+    held, _ = two_jobs_of_two(tmp_path, "0,1,2")
+    assert all(len(set(held[name][0].split(","))) == 2 for name in held), held
     assert overlapping(held) == [], f"two pairs on three devices at once: {held}"
 
 
