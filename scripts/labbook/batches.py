@@ -324,7 +324,7 @@ class StreamedData(SplitData):
             return
         largest = max(len(index) for index in index_batches)
         pinned = self.device.type == "cuda"
-        free, ready, stop = queue.Queue(), queue.Queue(maxsize=PREFETCH), threading.Event()
+        free, ready = queue.Queue(), queue.Queue(maxsize=PREFETCH)
         for _ in range(PREFETCH + 1):
             buffer = torch.empty((largest, *self.rows.row_shape), dtype=torch.uint8, pin_memory=pinned)
             free.put((buffer, None))
@@ -333,7 +333,7 @@ class StreamedData(SplitData):
             try:
                 for index in index_batches:
                     buffer, copied = free.get()
-                    if stop.is_set():
+                    if buffer is None:  # the training thread stopped taking batches
                         return
                     if copied is not None:
                         copied.synchronize()  # the buffer's last copy to the device is done
@@ -358,7 +358,6 @@ class StreamedData(SplitData):
                 free.put((buffer, copied))
                 yield images.permute(0, 3, 1, 2).contiguous()  # the resident layout: the same math
         finally:  # also when training stops early (a diverged step): the reader ends
-            stop.set()
             free.put((None, None))
             while reader.is_alive():
                 try:
