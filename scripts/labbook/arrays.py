@@ -75,13 +75,10 @@ class NpyWriter:
         self.rows += len(rows)
 
     def finish(self) -> None:
-        """The header for the rows written, and no byte after them."""
-        end = self.header_size + self.rows * self.dtype.itemsize * math.prod(self.row_shape)
+        """The header for the rows written (rows are only ever appended: the file ends with them)."""
         with self._naming_a_full_disk():
             self.file.seek(0)
             self.file.write(npy_header(self.dtype, (self.rows, *self.row_shape), self.header_size))
-            self.file.truncate(end)
-            self.file.seek(end)
             self.file.flush()
 
     @contextlib.contextmanager
