@@ -322,3 +322,20 @@ def test_train_bench_runs_and_prints_the_ratios(tmp_path):
     ratios = [line for line in lines if line.startswith("pipeline / ")]
     assert len(ratios) == 2 and all(float(line.split()[-1].rstrip("×")) > 0 for line in ratios)
     assert json.dumps(lines)  # plain text lines only
+
+
+def test_evaluation_batches_hold_at_most_64_mb_of_floats_but_never_fewer_than_a_training_batch():
+    """At 224 px an image is 600 KB of floats: 500 of them would be 300 MB on top of training."""
+    asked = []
+
+    def recording(data):
+        in_order = data.in_order
+        data.in_order = lambda batch_size: asked.append(batch_size) or in_order(batch_size)
+        return data
+
+    model = train.build_network(train.TrainOptions(model="simplecnn"), 10, torch.device("cpu"))
+    for side, batch_size, expected in ((224, 8, 111), (224, 128, 128), (32, 64, 500)):
+        images = np.zeros((3, side, side, 3), np.uint8)
+        data = recording(batches.DeviceData(images, np.zeros(3, int), (0.5,) * 3, (0.2,) * 3, "cpu"))
+        train.evaluate(model, data, train.TrainOptions(model="simplecnn", batch_size=batch_size))
+        assert asked[-1] == expected, (side, batch_size, asked)

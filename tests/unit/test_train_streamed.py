@@ -65,13 +65,17 @@ def test_a_truncated_split_file_is_an_error_naming_it(tmp_path):
 
 def test_stopping_a_streamed_epoch_early_ends_its_reader(tmp_path):
     images, labels = split_file(tmp_path, n=400)
-    streamed = batches.StreamedData(batches.Rows(images), labels, MEAN, STD, "cpu")
+    rows = batches.Rows(images)
+    reads, read = [], rows.read
+    rows.read = lambda index, out: reads.append(len(index)) or read(index, out)
+    streamed = batches.StreamedData(rows, labels, MEAN, STD, "cpu")
     epoch = streamed.epoch(8, train.TrainOptions(), torch.Generator())
     next(epoch)
     epoch.close()  # what a diverged step's `break` does to the generator
     import threading
 
     assert not [t for t in threading.enumerate() if t.name == "labbook-stream"]
+    assert len(reads) <= batches.PREFETCH + 2, f"read on after the epoch stopped: {len(reads)} of 50 batches"
 
 
 def test_auto_keeps_the_smallest_splits_resident_within_a_quarter_of_free_memory():
@@ -91,6 +95,10 @@ def test_auto_keeps_the_smallest_splits_resident_within_a_quarter_of_free_memory
         "val": "resident",
         "test": "streamed",
     }
+    # a quarter, and no more: 2700 leaves train just over what is left (675 - 300 < 700)
+    assert batches.placements(sizes, "auto", 2700)["train"] == "streamed"
+    # what the resident ones take is spent: two of 300 in 500, the second streams
+    assert batches.placements({"a": 300, "b": 300}, "auto", 2000) == {"a": "resident", "b": "streamed"}
     assert batches.placements(sizes, "streamed", 10**12) == dict.fromkeys(sizes, "streamed")
     assert batches.placements(sizes, "resident", 1) == dict.fromkeys(sizes, "resident")
 
@@ -131,3 +139,11 @@ def test_a_jobs_memory_limit_bounds_the_free_memory_auto_counts_on(tmp_path, ver
     (folder / files[0]).write_text("max\n" if version == "v2" else "9223372036854771712\n")
     assert batches.cgroup_memory_left(tmp_path, membership) is None, "no limit"
     assert batches.cgroup_memory_left(tmp_path, tmp_path / "absent") is None
+
+
+def test_where_the_data_live_does_not_change_which_checkpoint_resumes():
+    """auto may choose otherwise on a retry (another node, more memory): the numbers are the same,
+    so a checkpoint of the run resumes whichever placement the attempt gets."""
+    resident = train.TrainOptions(data_placement="resident").fingerprint(0, "data")
+    assert train.TrainOptions(data_placement="streamed").fingerprint(0, "data") == resident
+    assert train.TrainOptions(data_placement="resident", lr=0.5).fingerprint(0, "data") != resident
