@@ -34,8 +34,8 @@ def conda_base() -> Path:
 
 
 @pytest.fixture(scope="module")
-def workflow(tmp_path_factory, conda_base):
-    work = copy_workflow(tmp_path_factory.mktemp("conda") / "wf")
+def workflow(module_folder, conda_base):
+    work = copy_workflow(module_folder / "wf")
     shutil.copy(TINY_CONFIG, work / "config.yaml")
     no_user_kernels = work.parent / "no-user-kernels"  # a kernelspec outside the env must not win
     no_user_kernels.mkdir()

@@ -219,9 +219,9 @@ def run_of(job: dict, config: dict) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
+def slurm_run(slurm_cluster, module_folder):
     """The tiny workflow through the profile, once: (workdir, config, snakemake's result, sacct)."""
-    work = copy_workflow(tmp_path_factory.mktemp("slurm") / "wf")
+    work = copy_workflow(module_folder / "wf")
     config = tiny_config()
     config["runs"]["vgg16"].update(VGG16_LIMITS)
     config["runs"]["vgg16"]["gpus"] = GPUS["vgg16"]

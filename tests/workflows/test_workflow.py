@@ -29,9 +29,9 @@ JOB_OUTPUTS = {
 
 
 @pytest.fixture(scope="module")
-def workflow(tmp_path_factory):
+def workflow(module_folder):
     """A copy of the workflow with the tiny config, run once to completion."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    workdir = copy_workflow(module_folder)
     shutil.copy(TINY_CONFIG, workdir / "config.yaml")
     result = snakemake(workdir)
     return workdir, result

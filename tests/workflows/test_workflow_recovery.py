@@ -31,9 +31,9 @@ TRAIN_LOG = Path("results") / CONFIG["experiment"] / "logs" / "train" / "cifarne
 
 
 @pytest.fixture(scope="module")
-def workflow(tmp_path_factory):
+def workflow(module_folder):
     """A copy of the workflow, run once to completion."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("recovery"))
+    workdir = copy_workflow(module_folder)
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG, sort_keys=False))
     snakemake(workdir)
     return workdir
