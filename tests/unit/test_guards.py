@@ -85,7 +85,7 @@ def plan(tmp_path_factory):
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_retried_job_asks_for_attempt_times_its_runtime_and_memory(plan, step):
-    run = "vgg16" if step == "train" else None
+    run = "resnet18" if step == "train" else None
     first = plan.limits(step, 2, run, 1)
     assert set(first) == {"runtime", "mem_mb"} and all(value > 0 for value in first.values())
     assert plan.limits(step, 2, run) == first, "the first attempt is the default"
@@ -116,9 +116,9 @@ def test_the_rules_limit_passes_the_attempt_to_the_plan(plan):
     source = re.search(r"^def limit\(.*?(?=^\S)", common, flags=re.M | re.S).group(0)
     namespace = {"PLAN": plan}
     exec(source, namespace)
-    wildcards = type("Wildcards", (), {"run": "vgg16", "seed": "0"})()
+    wildcards = type("Wildcards", (), {"run": "resnet18", "seed": "0"})()
     for step in STEPS:
-        run = "vgg16" if step == "train" else None
+        run = "resnet18" if step == "train" else None
         for name in ("runtime", "mem_mb"):
             resource = namespace["limit"](step, name)
             once = resource(wildcards, threads=2, attempt=1)

@@ -46,7 +46,7 @@ def test_load_expands_sweeps_fills_defaults_and_lists_every_job():
         ({"runs": {"a": {"sweep": {"epochs": [0]}}}}, r"runs\.a-epochs0\.epochs=0: must be ≥ 1"),
         ({"dataset": {"name": "d", "kind": "demo", "colour": 1}}, "does not take \\['colour'\\]"),
         ({"dataset": {"name": "d", "kind": "tapes"}}, "dataset kind 'tapes' unknown"),
-        ({"baseline": "c"}, r"^baseline: 'c' is not a run of this config \(runs: cifarnet, vgg16\)"),
+        ({"baseline": "c"}, r"^baseline: 'c' is not a run of this config \(runs: cifarnet, resnet18\)"),
         ({"runs": {"a": {"beats": "b"}}}, r"^runs\.a\.beats: 'b' is not a run"),
         ({"runs": {"a": {"beats": {"run": "a"}}}}, r"^runs\.a\.beats: a run cannot claim to beat itself"),
         (
@@ -69,7 +69,7 @@ def test_predict_options_have_their_defaults_once_and_name_what_is_missing():
         "batch_size": 256,
         "device": "auto",
     }
-    assert [c["run"] for c in plan.predict_candidates("{run}/{seed}")] == ["cifarnet", "vgg16"]
+    assert [c["run"] for c in plan.predict_candidates("{run}/{seed}")] == ["cifarnet", "resnet18"]
     with pytest.raises(ValueError, match="needs a predict: block with images"):
         load(tiny_config()).predict_options()
     with pytest.raises(ValueError, match=r"predict\.run: 'nope' is not a run"):

@@ -1,4 +1,4 @@
-"""The tiny workflow through profiles/slurm on a real single-node Slurm started here, its vgg16
+"""The tiny workflow through profiles/slurm on a real single-node Slurm started here, its resnet18
 run on two GPUs; and, without a cluster, the sbatch arguments the pinned plugin builds for that.
 
 tests/slurm/cluster.sh installs Debian's Slurm, munge, slurmdbd and MariaDB where missing and
@@ -27,10 +27,10 @@ from labbook.plan import datasets, limits
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 # Jobs the tiny config makes: one data preparation, per (run, seed) a training and an analysis.
 EXPECTED_JOBS = {"prepare_data": 1, "train": 2, "analyze": 2, "report": 1, "index": 1}
-# The vgg16 run states its own wall time and memory in the config; the others are estimated.
-VGG16_LIMITS = {"runtime": 25, "mem_mb": 2500}
+# The resnet18 run states its own wall time and memory in the config; the others are estimated.
+RESNET18_LIMITS = {"runtime": 25, "mem_mb": 2500}
 # ...and trains on two GPUs (the cluster's two fake ones), cifarnet on one.
-GPUS = {"cifarnet": 1, "vgg16": 2}
+GPUS = {"cifarnet": 1, "resnet18": 2}
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 
 
@@ -223,8 +223,8 @@ def slurm_run(slurm_cluster, module_folder):
     """The tiny workflow through the profile, once: (workdir, config, snakemake's result, sacct)."""
     work = copy_workflow(module_folder / "wf")
     config = tiny_config()
-    config["runs"]["vgg16"].update(VGG16_LIMITS)
-    config["runs"]["vgg16"]["gpus"] = GPUS["vgg16"]
+    config["runs"]["resnet18"].update(RESNET18_LIMITS)
+    config["runs"]["resnet18"]["gpus"] = GPUS["resnet18"]
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     profile = ci_profile(work)
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "LABBOOK_GPUS")}
@@ -266,7 +266,7 @@ def train_log(work: Path, run: str) -> str:
 def test_tiny_workflow_runs_through_the_slurm_profile(slurm_run):
     work, config, result, jobs = slurm_run
     wanted = expected_limits(config)
-    assert wanted["train", "vgg16"] == (25, 2500) and wanted["train", "cifarnet"] != (25, 2500)
+    assert wanted["train", "resnet18"] == (25, 2500) and wanted["train", "cifarnet"] != (25, 2500)
     assert (work / "results" / "tiny" / "report.html").is_file()
     assert "No wall time information given" not in result.stdout + result.stderr
 
@@ -294,18 +294,18 @@ def test_a_two_gpu_run_gets_both_gpus_in_one_task(slurm_run):
     work, config, result, jobs = slurm_run
     # what the plugin submitted: both GPUs, CPUs per GPU, no task count (one task)
     calls = [line for line in (result.stdout + result.stderr).splitlines() if "sbatch call:" in line]
-    vgg16 = [
+    resnet18 = [
         call.split("--wrap")[0]
         for call in calls
-        if re.search(r"--comment \S*rule_train_wildcards_\S*vgg16", call)
+        if re.search(r"--comment \S*rule_train_wildcards_\S*resnet18", call)
     ]
-    assert len(vgg16) == 1, calls
-    (submit,) = vgg16
+    assert len(resnet18) == 1, calls
+    (submit,) = resnet18
     print(f"slurm: the 2-GPU training job was submitted as: {submit.split('sbatch call: ')[-1]}")
     assert " --gpus=2" in submit and " --cpus-per-gpu=1 " in submit, submit
     assert "--ntasks" not in submit and "--cpus-per-task" not in submit, submit
     # what Slurm made of it: one job step, one task in it, holding both GPUs
-    (job,) = [job for job in jobs if run_of(job, config) == "vgg16"]
+    (job,) = [job for job in jobs if run_of(job, config) == "resnet18"]
     steps = sacct_steps(job["JobID"])
     assert "gres/gpu=2" in steps[job["JobID"]][1], steps
     command_steps = {
@@ -315,7 +315,7 @@ def test_a_two_gpu_run_gets_both_gpus_in_one_task(slurm_run):
     tasks, tres = command_steps[f"{job['JobID']}.0"]
     assert tasks == "1" and "gres/gpu=2" in tres, steps
     # ...and the command ran once, seeing both devices, which labbook.gpus kept
-    log = train_log(work, "vgg16")
+    log = train_log(work, "resnet18")
     assert log.count("labbook.gpus: ") == 1, log[:2000]
     assert "labbook.gpus: CUDA_VISIBLE_DEVICES='0,1' already set, kept\n" in log
 
@@ -326,10 +326,10 @@ def test_a_two_gpu_run_trains_in_two_processes(slurm_run):
     are fake), recorded in metrics.json and one log line each."""
     work, *_ = slurm_run
     metrics = json.loads(
-        (work / "results" / "tiny" / "runs" / "vgg16" / "seed0" / "metrics.json").read_text()
+        (work / "results" / "tiny" / "runs" / "resnet18" / "seed0" / "metrics.json").read_text()
     )
     assert metrics.get("processes") == 2, {k: v for k, v in metrics.items() if k != "history"}
-    log = train_log(work, "vgg16")
+    log = train_log(work, "resnet18")
     for rank in (0, 1):
         assert re.search(rf"^.*worker {rank}/2 on \S+", log, re.MULTILINE), log[-3000:]
     one_gpu = json.loads(

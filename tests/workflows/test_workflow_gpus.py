@@ -14,16 +14,19 @@ FAKE_GPUS = ["fake-gpu-a", "fake-gpu-b", "fake-gpu-c"]
 
 @pytest.mark.slow
 def test_workflow_gives_each_training_job_its_own_devices(tmp_path):
-    """The tiny workflow up to training, two jobs at once on three faked GPUs, vgg16 asking for two
+    """The tiny workflow up to training, two jobs at once on three faked GPUs, resnet18 asking for two
     (they train on the CPU)."""
     work = copy_workflow(tmp_path / "wf")
     config = tiny_config()
-    config["runs"]["vgg16"]["gpus"] = 2
+    config["runs"]["resnet18"]["gpus"] = 2
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     # the rules call `python`: this venv's, also when pytest was started without activating it
     env = {k: v for k, v in venv_environment().items() if k not in ("CUDA_VISIBLE_DEVICES", "PYTHONPATH")}
     env.update(LABBOOK_GPUS=",".join(FAKE_GPUS), LABBOOK_GPU_LOCKS=str(tmp_path / "locks"))
-    targets = ["results/tiny/runs/cifarnet/seed0/metrics.json", "results/tiny/runs/vgg16/seed0/metrics.json"]
+    targets = [
+        "results/tiny/runs/cifarnet/seed0/metrics.json",
+        "results/tiny/runs/resnet18/seed0/metrics.json",
+    ]
     result = subprocess.run(
         [*SNAKEMAKE, *targets, "--cores", "2", "--resources", "gpu=3", "--set-threads", "train=1"],
         cwd=work,
@@ -38,11 +41,11 @@ def test_workflow_gives_each_training_job_its_own_devices(tmp_path):
             r"labbook.gpus: CUDA_VISIBLE_DEVICES=(\S+) \(of ",
             (work / "results/tiny/logs/train" / run / "seed0.log").read_text(),
         )
-        for run in ("cifarnet", "vgg16")
+        for run in ("cifarnet", "resnet18")
     }
     assert all(claimed.values()), "a training log does not say which devices it got"
     devices = {run: found.group(1).split(",") for run, found in claimed.items()}
     assert len(devices["cifarnet"]) == 1
-    assert len(devices["vgg16"]) == 2 == len(set(devices["vgg16"])), devices
+    assert len(devices["resnet18"]) == 2 == len(set(devices["resnet18"])), devices
     # both started together once the data were ready: three devices, none shared
-    assert sorted(devices["cifarnet"] + devices["vgg16"]) == FAKE_GPUS, devices
+    assert sorted(devices["cifarnet"] + devices["resnet18"]) == FAKE_GPUS, devices
