@@ -59,13 +59,46 @@ def test_sync_batch_norm_goes_back_to_the_batch_norm_it_came_from_with_its_state
     assert all(torch.equal(v, expected[1][k]) for k, v in plain.state_dict().items())
 
 
+# A sitecustomize for torchrun's workers (they alone have RANK set): every file a worker opens
+# for writing under WRITES_UNDER, a line "<rank> <path>" in WRITES_LOG. Python's audit hook sees
+# each open() and os.open(): torch.save's, TensorBoard's and the JSON files', not the C++ writer
+# of torch.export.save (model.pt2).
+WRITES_AUDIT = """
+import os, sys
+if "RANK" in os.environ:
+    _log = os.open(os.environ["WRITES_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    _under = os.environ["WRITES_UNDER"]
+    _writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def _audit(event, args):
+        if event == "open" and not isinstance(args[0], int) and args[2] & _writing:
+            path = os.path.abspath(os.fsdecode(args[0]))
+            if path.startswith(_under):
+                os.write(_log, f"{os.environ['RANK']} {os.path.relpath(path, _under)}\\n".encode())
+
+    sys.addaudithook(_audit)
+"""
+
+
 @pytest.mark.slow  # two runs, one of them two torchrun workers: about 25 s on two cores
-def test_two_processes_train_the_run_one_process_trains(data, tmp_path):
+def test_two_processes_train_the_run_one_process_trains(data, tmp_path, monkeypatch):
     lines = []
     one = train.train(train.TrainOptions.from_dict(QUICK), data, tmp_path / "one", seed=2, threads=2,
                       log=lambda *_: None)  # fmt: skip
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / "sitecustomize.py").write_text(WRITES_AUDIT)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, (str(audit), os.environ.get("PYTHONPATH"))))
+    )
+    monkeypatch.setenv("WRITES_LOG", str(audit / "writes.txt"))
+    monkeypatch.setenv("WRITES_UNDER", str(tmp_path / "two"))
     opts = train.TrainOptions.from_dict({**QUICK, "gpus": 2})
     two = train.train(opts, data, tmp_path / "two", seed=2, threads=2, log=lines.append)
+    writes = [line.split(" ", 1) for line in (audit / "writes.txt").read_text().splitlines()]
+    written_by = {rank: " ".join(sorted({path for r, path in writes if r == rank})) for rank in "01"}
+    assert written_by["1"] == "", f"only rank 0 writes into the run's folder: {written_by}"
+    assert all(name in written_by["0"] for name in ("checkpoint.pt", "metrics.json", "tfevents")), written_by
     assert (one["processes"], two["processes"]) == (1, 2)
     assert {"worker 0/2 on cpu", "worker 1/2 on cpu"} <= set(lines), lines
     for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
