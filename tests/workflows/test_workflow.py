@@ -32,7 +32,7 @@ JOB_OUTPUTS = {
 
 @pytest.fixture(scope="module")
 def workflow(module_folder):
-    """A copy of the workflow with the tiny config, run once to completion."""
+    """A copy of the workflow with TINY (the tiny config, VGG16 for ResNet18), run once to completion."""
     workdir = copy_workflow(module_folder)
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
     result = snakemake(workdir)
