@@ -28,26 +28,40 @@ def available() -> bool:
     return Path(CHROMIUM).exists()
 
 
+STARTUP_S = 60  # Chromium opens its port in 0.2 s on an idle machine; once, under a loaded
+# full test run, it took over 30 s
+
+
 def _start(profile: Path) -> tuple:
-    process = subprocess.Popen(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-            f"--user-data-dir={profile}", "--remote-debugging-port=0",
-            # networking off: no name resolves, and every request through a proxy that is not there
-            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = profile / "chromium-stderr.txt"  # quoted in the error when it does not start
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [
+                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+                f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                # networking off: no name resolves, and every request through a proxy that is not there
+                "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
     port_file = profile / "DevToolsActivePort"
-    for _ in range(300):
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline and process.poll() is None:
         if port_file.exists() and port_file.read_text().strip():
             return process, int(port_file.read_text().split()[0])
         time.sleep(0.1)
+    status = process.poll()
     process.kill()
-    raise RuntimeError("Chromium did not open its DevTools port within 30 s")
+    said = log.read_text(errors="replace")[-2000:]
+    how = (
+        f"exited with status {status}"
+        if status is not None
+        else f"did not open its DevTools port within {STARTUP_S} s"
+    )
+    raise RuntimeError(f"Chromium {how}; its stderr ends:\n{said}")
 
 
 class _Page:
